@@ -1,0 +1,156 @@
+/* addr.c: socket address helpers: parsing, formatting, CIDR matching. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+
+int
+addr_parse_ip(const char *text, uint16_t port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return -1;
+}
+
+int
+addr_parse_cidr(const char *text, struct cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash, *end;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	long prefix;
+	int max;
+
+	if (strlen(text) >= sizeof(buf))
+		return -1;
+	strcpy(buf, text);
+	slash = strchr(buf, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	if (addr_parse_ip(buf, 0, &ss, &len) == -1)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->family = ss.ss_family;
+	if (ss.ss_family == AF_INET) {
+		memcpy(out->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		max = 32;
+	} else {
+		memcpy(out->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		max = 128;
+	}
+	prefix = max;
+	if (slash != NULL) {
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
+		prefix = strtol(slash + 1, &end, 10);
+		if (*end != '\0' || prefix < 0 || prefix > max)
+			return -1;
+	}
+	out->prefix = (int)prefix;
+	for (int bit = out->prefix; bit < max; bit++)
+		out->addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+	return 0;
+}
+
+static bool
+prefix_equal(const uint8_t *a, const uint8_t *b, int prefix)
+{
+	int whole = prefix / 8, rest = prefix % 8;
+
+	if (memcmp(a, b, (size_t)whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool
+addr_in_cidr(const struct sockaddr *sa, const struct cidr *c)
+{
+	static const uint8_t v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+	const uint8_t *a;
+
+	if (sa->sa_family == AF_INET) {
+		if (c->family != AF_INET)
+			return false;
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		return prefix_equal(a, c->addr, c->prefix);
+	}
+	if (sa->sa_family != AF_INET6)
+		return false;
+	a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	if (c->family == AF_INET6)
+		return prefix_equal(a, c->addr, c->prefix);
+	if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
+		return prefix_equal(a + 12, c->addr, c->prefix);
+	return false;
+}
+
+char *
+addr_format_ip(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *src;
+
+	if (sa->sa_family == AF_INET)
+		src = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else {
+		snprintf(buf, len, "?");
+		return buf;
+	}
+	if (inet_ntop(sa->sa_family, src, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+char *
+addr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	addr_format_ip(sa, ip, sizeof(ip));
+	if (sa->sa_family == AF_INET6)
+		snprintf(buf, len, "[%s]:%u", ip, addr_port(sa));
+	else
+		snprintf(buf, len, "%s:%u", ip, addr_port(sa));
+	return buf;
+}
+
+uint16_t
+addr_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
+socklen_t
+addr_len(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}

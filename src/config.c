@@ -1,0 +1,648 @@
+/* config.c: reads and validates the libconfig file into a struct config. */
+#include <errno.h>
+#include <libconfig.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "socks5.h"
+
+/* The parse of one file: where errors go and how many there were. */
+struct parse {
+	const char *path;
+	FILE *errs;
+	int nerrors;
+	struct config *conf;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+perr(struct parse *p, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	const char *file = NULL;
+	int line = 0;
+
+	if (s != NULL) {
+		file = config_setting_source_file(s);
+		line = (int)config_setting_source_line(s);
+	}
+	fprintf(p->errs, "%s:%d: ", file ? file : p->path, line);
+	va_start(ap, fmt);
+	vfprintf(p->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', p->errs);
+	p->nerrors++;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+pwarn(struct parse *p, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(p->errs, "%s:%d: warning: ", p->path,
+	    s ? (int)config_setting_source_line(s) : 0);
+	va_start(ap, fmt);
+	vfprintf(p->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', p->errs);
+}
+
+/* Reports every member of group g whose name is not in known (NULL-ended). */
+static void
+check_keys(struct parse *p, const config_setting_t *g, const char *where,
+    const char *const *known)
+{
+	int n = config_setting_length(g);
+
+	for (int i = 0; i < n; i++) {
+		config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(m);
+		const char *const *k;
+
+		for (k = known; *k != NULL; k++)
+			if (strcmp(*k, name) == 0)
+				break;
+		if (*k == NULL)
+			perr(p, m, "unknown setting \"%s%s%s\"", where,
+			    *where ? "." : "", name);
+	}
+}
+
+/* Looks up a member expected to be a group; NULL if absent or wrong. */
+static config_setting_t *
+get_group(struct parse *p, const config_setting_t *parent, const char *name)
+{
+	config_setting_t *s = config_setting_get_member(parent, name);
+
+	if (s == NULL)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		perr(p, s, "\"%s\" must be a group: %s = { ... };", name, name);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+get_int(struct parse *p, const config_setting_t *g, const char *where,
+    const char *name, long min, long max, int *out)
+{
+	config_setting_t *s;
+	long long v;
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
+		perr(p, s, "%s.%s must be an integer", where, name);
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		perr(p, s, "%s.%s = %lld is out of range (%ld..%ld)", where,
+		    name, v, min, max);
+		return;
+	}
+	*out = (int)v;
+}
+
+/* Returns the string value of member name, NULL if absent or not a string. */
+static const char *
+get_string(struct parse *p, const config_setting_t *g, const char *where,
+    const char *name)
+{
+	config_setting_t *s;
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		perr(p, s, "%s%s%s must be a string", where, *where ? "." : "",
+		    name);
+		return NULL;
+	}
+	return config_setting_get_string(s);
+}
+
+/* A member that must be a list or array: [ ... ] or ( ... ). */
+static config_setting_t *
+get_list(struct parse *p, const config_setting_t *g, const char *where,
+    const char *name)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+
+	if (s == NULL)
+		return NULL;
+	if (!config_setting_is_aggregate(s) ||
+	    config_setting_type(s) == CONFIG_TYPE_GROUP) {
+		perr(p, s, "%s%s%s must be a list: [ ... ]", where,
+		    *where ? "." : "", name);
+		return NULL;
+	}
+	return s;
+}
+
+static void
+parse_user(struct parse *p, const config_setting_t *root)
+{
+	const char *name = get_string(p, root, "", "user");
+	config_setting_t *s = config_setting_get_member(root, "user");
+	struct passwd *pw;
+
+	if (s != NULL && name == NULL)
+		return;
+	if (name == NULL)
+		name = "socks5d";
+	errno = 0;
+	pw = getpwnam(name);
+	if (pw == NULL) {
+		perr(p, s, "user \"%s\" does not exist%s", name,
+		    s ? "" : " (the default; set user = \"...\";)");
+		return;
+	}
+	p->conf->user = strdup(name);
+	p->conf->uid = pw->pw_uid;
+	p->conf->gid = pw->pw_gid;
+	if (geteuid() == 0 && pw->pw_uid == 0)
+		perr(p, s, "user \"%s\" is root: workers must run unprivileged",
+		    name);
+}
+
+static void
+parse_workers(struct parse *p, const config_setting_t *root)
+{
+	static const char *const known[] = { "min_spare", "max_spare", "max",
+	    "max_sessions", NULL };
+	config_setting_t *g = get_group(p, root, "workers");
+	struct config *c = p->conf;
+	int before = p->nerrors;
+
+	if (g == NULL)
+		return;
+	check_keys(p, g, "workers", known);
+	get_int(p, g, "workers", "min_spare", 1, 100000, &c->workers.min_spare);
+	get_int(p, g, "workers", "max_spare", 1, 100000, &c->workers.max_spare);
+	get_int(p, g, "workers", "max", 1, 100000, &c->workers.max);
+	get_int(p, g, "workers", "max_sessions", 0, 2000000000,
+	    &c->workers.max_sessions);
+	if (p->nerrors != before)
+		return;
+	if (c->workers.min_spare > c->workers.max_spare)
+		perr(p, g, "workers.min_spare (%d) is above workers.max_spare (%d)",
+		    c->workers.min_spare, c->workers.max_spare);
+	if (c->workers.min_spare > c->workers.max)
+		perr(p, g, "workers.min_spare (%d) is above workers.max (%d)",
+		    c->workers.min_spare, c->workers.max);
+}
+
+static void
+parse_timeouts(struct parse *p, const config_setting_t *root)
+{
+	static const char *const known[] = { "negotiate", "connect", "idle",
+	    "shutdown", NULL };
+	config_setting_t *g = get_group(p, root, "timeouts");
+	struct config *c = p->conf;
+
+	if (g == NULL)
+		return;
+	check_keys(p, g, "timeouts", known);
+	get_int(p, g, "timeouts", "negotiate", 1, 3600, &c->timeouts.negotiate);
+	get_int(p, g, "timeouts", "connect", 1, 3600, &c->timeouts.connect);
+	get_int(p, g, "timeouts", "idle", 1, 7 * 86400, &c->timeouts.idle);
+	get_int(p, g, "timeouts", "shutdown", 0, 86400, &c->timeouts.shutdown);
+}
+
+static void
+parse_log(struct parse *p, const config_setting_t *root)
+{
+	static const char *const known[] = { "facility", "level", NULL };
+	config_setting_t *g = get_group(p, root, "log");
+	const char *v;
+
+	if (g == NULL)
+		return;
+	check_keys(p, g, "log", known);
+	if ((v = get_string(p, g, "log", "facility")) != NULL &&
+	    (p->conf->log.facility = log_facility_from_name(v)) == -1)
+		perr(p, config_setting_get_member(g, "facility"),
+		    "unknown log.facility \"%s\" (daemon, user, auth, authpriv, local0..local7)",
+		    v);
+	if ((v = get_string(p, g, "log", "level")) != NULL &&
+	    (p->conf->log.level = log_level_from_name(v)) == -1)
+		perr(p, config_setting_get_member(g, "level"),
+		    "unknown log.level \"%s\" (debug, info, notice, warning, err)",
+		    v);
+}
+
+static void
+parse_relay(struct parse *p, const config_setting_t *root)
+{
+	static const char *const known[] = { "mode", "pipe_size",
+	    "buffer_size", NULL };
+	config_setting_t *g = get_group(p, root, "relay");
+	const char *v;
+
+	if (g == NULL)
+		return;
+	check_keys(p, g, "relay", known);
+	if ((v = get_string(p, g, "relay", "mode")) != NULL) {
+		if (strcmp(v, "splice") == 0)
+			p->conf->relay.mode = RELAY_SPLICE;
+		else if (strcmp(v, "copy") == 0)
+			p->conf->relay.mode = RELAY_COPY;
+		else
+			perr(p, config_setting_get_member(g, "mode"),
+			    "unknown relay.mode \"%s\" (splice, copy)", v);
+	}
+	get_int(p, g, "relay", "pipe_size", 4096, 1 << 20,
+	    &p->conf->relay.pipe_size);
+	get_int(p, g, "relay", "buffer_size", 1024, 1 << 20,
+	    &p->conf->relay.buffer_size);
+}
+
+static void
+parse_methods(struct parse *p, const config_setting_t *l,
+    struct listener_conf *lc)
+{
+	config_setting_t *s = get_list(p, l, "listener", "methods");
+	int n;
+
+	if (s == NULL)
+		return;
+	n = config_setting_length(s);
+	if (n == 0) {
+		perr(p, s, "listener methods is empty");
+		return;
+	}
+	lc->nmethods = 0;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(m);
+
+		if (v == NULL)
+			perr(p, m, "listener methods must be strings");
+		else if (strcmp(v, "username") == 0)
+			perr(p, m, "method \"username\" is not supported yet by this version");
+		else if (strcmp(v, "none") != 0)
+			perr(p, m, "unknown method \"%s\" (none)", v);
+		else if (lc->nmethods < CONFIG_MAX_METHODS)
+			lc->methods[lc->nmethods++] = SOCKS5_METHOD_NONE;
+	}
+}
+
+static void
+parse_listener(struct parse *p, const config_setting_t *l,
+    struct listener_conf *lc)
+{
+	static const char *const known[] = { "address", "port", "methods",
+	    "v6only", "backlog", NULL };
+	const char *address;
+	int port = -1, v6only;
+	config_setting_t *s;
+
+	lc->line = (int)config_setting_source_line(l);
+	lc->backlog = 511;
+	lc->methods[0] = SOCKS5_METHOD_NONE;
+	lc->nmethods = 1;
+	if (config_setting_type(l) != CONFIG_TYPE_GROUP) {
+		perr(p, l, "each listener must be a group: { address = ...; port = ...; }");
+		return;
+	}
+	check_keys(p, l, "listener", known);
+	address = get_string(p, l, "listener", "address");
+	if (address == NULL && config_setting_get_member(l, "address") == NULL)
+		perr(p, l, "listener has no address");
+	get_int(p, l, "listener", "port", 1, 65535, &port);
+	if (port == -1 && config_setting_get_member(l, "port") == NULL)
+		perr(p, l, "listener has no port");
+	get_int(p, l, "listener", "backlog", 1, 65535, &lc->backlog);
+	parse_methods(p, l, lc);
+	if (address == NULL || port == -1)
+		return;
+	if (addr_parse_ip(address, (uint16_t)port, &lc->addr, &lc->addrlen) == -1) {
+		perr(p, config_setting_get_member(l, "address"),
+		    "listener address \"%s\" is not a numeric IPv4 or IPv6 address",
+		    address);
+		return;
+	}
+	lc->v6only = lc->addr.ss_family == AF_INET6;
+	if ((s = config_setting_get_member(l, "v6only")) != NULL) {
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			perr(p, s, "listener.v6only must be true or false");
+		v6only = config_setting_get_bool(s);
+		lc->v6only = v6only != 0;
+	}
+}
+
+static void
+parse_listeners(struct parse *p, const config_setting_t *root)
+{
+	config_setting_t *s = get_list(p, root, "", "listeners");
+	struct config *c = p->conf;
+	int n;
+
+	if (s == NULL) {
+		if (config_setting_get_member(root, "listeners") == NULL)
+			perr(p, NULL, "no listeners: add listeners = ( { address = \"127.0.0.1\"; port = 1080; } );");
+		return;
+	}
+	n = config_setting_length(s);
+	if (n == 0 || n > CONFIG_MAX_LISTENERS) {
+		perr(p, s, "listeners must hold 1 to %d entries", CONFIG_MAX_LISTENERS);
+		return;
+	}
+	c->listeners = calloc((size_t)n, sizeof(*c->listeners));
+	if (c->listeners == NULL)
+		fatal("calloc");
+	c->nlisteners = (size_t)n;
+	for (int i = 0; i < n; i++)
+		parse_listener(p, config_setting_get_elem(s, (unsigned)i),
+		    &c->listeners[i]);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++)
+			if (c->listeners[i].addrlen != 0 &&
+			    c->listeners[i].addrlen == c->listeners[j].addrlen &&
+			    memcmp(&c->listeners[i].addr, &c->listeners[j].addr,
+			    c->listeners[i].addrlen) == 0)
+				perr(p, config_setting_get_elem(s, (unsigned)i),
+				    "listener repeats the address and port of line %d",
+				    c->listeners[j].line);
+}
+
+static void
+parse_external(struct parse *p, const config_setting_t *root)
+{
+	config_setting_t *s = get_list(p, root, "", "external");
+	struct config *c = p->conf;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL || addr_parse_ip(v, 0, &ss, &len) == -1) {
+			perr(p, e, "external address \"%s\" is not a numeric IPv4 or IPv6 address",
+			    v ? v : "(not a string)");
+		} else if (ss.ss_family == AF_INET) {
+			if (c->has_external4)
+				perr(p, e, "external holds more than one IPv4 address");
+			c->external4 = ss;
+			c->has_external4 = true;
+		} else {
+			if (c->has_external6)
+				perr(p, e, "external holds more than one IPv6 address");
+			c->external6 = ss;
+			c->has_external6 = true;
+		}
+	}
+}
+
+/* Reads a list of CIDR strings into *out. */
+static void
+parse_cidrs(struct parse *p, const config_setting_t *r, const char *key,
+    struct cidr **out, size_t *nout)
+{
+	config_setting_t *s = get_list(p, r, "rule", key);
+	int n;
+
+	if (s == NULL)
+		return;
+	n = config_setting_length(s);
+	*out = calloc((size_t)n + 1, sizeof(**out));
+	if (*out == NULL)
+		fatal("calloc");
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL || addr_parse_cidr(v, &(*out)[*nout]) == -1)
+			perr(p, e, "%s: \"%s\" is not an address or address/prefix",
+			    key, v ? v : "(not a string)");
+		else
+			(*nout)++;
+	}
+}
+
+/* Ports are numbers or "lo-hi" strings. */
+static void
+parse_ports(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	config_setting_t *s = get_list(p, r, "rule", "ports");
+	int n;
+
+	if (s == NULL)
+		return;
+	n = config_setting_length(s);
+	rule->ports = calloc((size_t)n + 1, sizeof(*rule->ports));
+	if (rule->ports == NULL)
+		fatal("calloc");
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		long lo, hi;
+		char *end;
+
+		if (config_setting_type(e) == CONFIG_TYPE_INT) {
+			lo = hi = config_setting_get_int(e);
+		} else if (v != NULL) {
+			lo = strtol(v, &end, 10);
+			hi = lo;
+			if (end == v || (*end != '\0' && *end != '-'))
+				lo = -1;
+			else if (*end == '-' &&
+			    (hi = strtol(end + 1, &end, 10), *end != '\0'))
+				lo = -1;
+		} else {
+			lo = hi = -1;
+		}
+		if (lo < 1 || hi > 65535 || lo > hi) {
+			perr(p, e, "ports: bad port or range (1..65535, or \"lo-hi\" with lo <= hi)");
+			continue;
+		}
+		rule->ports[rule->nports].lo = (uint16_t)lo;
+		rule->ports[rule->nports].hi = (uint16_t)hi;
+		rule->nports++;
+	}
+}
+
+static void
+parse_commands(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	config_setting_t *s = get_list(p, r, "rule", "commands");
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v != NULL && strcmp(v, "connect") == 0)
+			rule->commands |= 1u << SOCKS5_CMD_CONNECT;
+		else if (v != NULL && strcmp(v, "bind") == 0)
+			rule->commands |= 1u << SOCKS5_CMD_BIND;
+		else if (v != NULL && strcmp(v, "udp") == 0)
+			rule->commands |= 1u << SOCKS5_CMD_UDP_ASSOCIATE;
+		else
+			perr(p, e, "unknown command \"%s\" (connect, bind, udp)",
+			    v ? v : "(not a string)");
+	}
+}
+
+static void
+parse_rule(struct parse *p, const config_setting_t *r, const char *list,
+    struct rule *rule)
+{
+	static const char *const client_keys[] = { "action", "from", NULL };
+	static const char *const rule_keys[] = { "action", "from", "to",
+	    "ports", "commands", NULL };
+	bool is_clients = strcmp(list, "clients") == 0;
+	const char *action;
+
+	rule->line = (int)config_setting_source_line(r);
+	rule->action = RULE_BLOCK;
+	if (config_setting_type(r) != CONFIG_TYPE_GROUP) {
+		perr(p, r, "each entry of %s must be a group: { action = ...; }", list);
+		return;
+	}
+	check_keys(p, r, is_clients ? "client" : "rule",
+	    is_clients ? client_keys : rule_keys);
+	action = get_string(p, r, list, "action");
+	if (action == NULL && config_setting_get_member(r, "action") == NULL)
+		perr(p, r, "%s entry has no action (\"pass\" or \"block\")", list);
+	else if (action != NULL && strcmp(action, "pass") == 0)
+		rule->action = RULE_PASS;
+	else if (action != NULL && strcmp(action, "block") != 0)
+		perr(p, config_setting_get_member(r, "action"),
+		    "unknown action \"%s\" (pass, block)", action);
+	parse_cidrs(p, r, "from", &rule->from, &rule->nfrom);
+	if (is_clients)
+		return;
+	parse_cidrs(p, r, "to", &rule->to, &rule->nto);
+	parse_ports(p, r, rule);
+	parse_commands(p, r, rule);
+}
+
+/* Returns whether the list is present. */
+static bool
+parse_rules(struct parse *p, const config_setting_t *root, const char *name,
+    struct rule **out, size_t *nout)
+{
+	config_setting_t *s = get_list(p, root, "", name);
+	int n;
+
+	if (s == NULL)
+		return config_setting_get_member(root, name) != NULL;
+	n = config_setting_length(s);
+	*out = calloc((size_t)n + 1, sizeof(**out));
+	if (*out == NULL)
+		fatal("calloc");
+	*nout = (size_t)n;
+	for (int i = 0; i < n; i++)
+		parse_rule(p, config_setting_get_elem(s, (unsigned)i), name,
+		    &(*out)[i]);
+	return true;
+}
+
+static void
+set_defaults(struct config *c)
+{
+	c->workers.min_spare = 4;
+	c->workers.max_spare = 32;
+	c->workers.max = 1024;
+	c->workers.max_sessions = 10000;
+	c->timeouts.negotiate = 10;
+	c->timeouts.connect = 10;
+	c->timeouts.idle = 3600;
+	c->timeouts.shutdown = 10;
+	c->log.facility = LOG_DAEMON;
+	c->log.level = LOG_INFO;
+	c->relay.mode = RELAY_SPLICE;
+	c->relay.pipe_size = 65536;
+	c->relay.buffer_size = 65536;
+}
+
+static void
+parse_root(struct parse *p, const config_setting_t *root)
+{
+	static const char *const known[] = { "user", "workers", "timeouts",
+	    "log", "relay", "listeners", "external", "clients", "rules", NULL };
+	struct config *c = p->conf;
+
+	check_keys(p, root, "", known);
+	parse_user(p, root);
+	parse_workers(p, root);
+	parse_timeouts(p, root);
+	parse_log(p, root);
+	parse_relay(p, root);
+	parse_listeners(p, root);
+	parse_external(p, root);
+	c->has_clients = parse_rules(p, root, "clients", &c->clients,
+	    &c->nclients);
+	c->has_rules = parse_rules(p, root, "rules", &c->rules,
+	    &c->nrules);
+	if (!c->has_clients)
+		pwarn(p, NULL, "no clients list: every client is refused");
+	if (!c->has_rules)
+		pwarn(p, NULL, "no rules list: every request is refused");
+}
+
+struct config *
+config_load(const char *path, FILE *errs)
+{
+	struct parse p = { path, errs, 0, NULL };
+	config_t cfg;
+
+	p.conf = calloc(1, sizeof(*p.conf));
+	if (p.conf == NULL)
+		fatal("calloc");
+	set_defaults(p.conf);
+	p.conf->path = strdup(path);
+	config_init(&cfg);
+	if (config_read_file(&cfg, path) == CONFIG_FALSE) {
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
+			fprintf(errs, "%s: cannot read: %s\n", path,
+			    strerror(errno ? errno : EIO));
+		else
+			fprintf(errs, "%s:%d: %s\n",
+			    config_error_file(&cfg) ? config_error_file(&cfg) : path,
+			    config_error_line(&cfg), config_error_text(&cfg));
+		p.nerrors++;
+	} else {
+		parse_root(&p, config_root_setting(&cfg));
+	}
+	config_destroy(&cfg);
+	if (p.nerrors > 0) {
+		config_free(p.conf);
+		return NULL;
+	}
+	return p.conf;
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nclients; i++) {
+		free(c->clients[i].from);
+		free(c->clients[i].to);
+		free(c->clients[i].ports);
+	}
+	for (size_t i = 0; i < c->nrules; i++) {
+		free(c->rules[i].from);
+		free(c->rules[i].to);
+		free(c->rules[i].ports);
+	}
+	free(c->clients);
+	free(c->rules);
+	free(c->listeners);
+	free(c->user);
+	free(c->path);
+	free(c);
+}

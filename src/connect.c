@@ -1,0 +1,132 @@
+/* connect.c: resolving a SOCKS5 destination and connecting to it. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connect.h"
+#include "io.h"
+
+static int
+errno_from_gai(int rc)
+{
+	switch (rc) {
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+	case EAI_ADDRFAMILY:
+		return ENOENT;
+	case EAI_MEMORY:
+		return ENOMEM;
+	case EAI_SYSTEM:
+		return errno ? errno : EIO;
+	default:		/* EAI_AGAIN, EAI_FAIL: the resolver failed */
+		return EHOSTUNREACH;
+	}
+}
+
+int
+connect_resolve(const struct socks5_addr *dst,
+    struct sockaddr_storage addrs[CONNECT_MAX_ADDRS], int *naddrs)
+{
+	struct addrinfo hints, *res, *ai;
+	int rc;
+
+	*naddrs = 0;
+	if (socks5_addr_to_sockaddr(dst, &addrs[0]) == 0) {
+		*naddrs = 1;
+		return 0;
+	}
+	/* No AI_ADDRCONFIG: it ignores loopback, so a host whose only
+	 * interface is lo would resolve nothing. */
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	errno = 0;
+	rc = getaddrinfo(dst->u.domain.name, NULL, &hints, &res);
+	if (rc != 0)
+		return errno_from_gai(rc);
+	for (ai = res; ai != NULL && *naddrs < CONNECT_MAX_ADDRS; ai = ai->ai_next) {
+		struct sockaddr_storage *ss = &addrs[*naddrs];
+
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(*ss))
+			continue;
+		memset(ss, 0, sizeof(*ss));
+		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+		if (ss->ss_family == AF_INET)
+			((struct sockaddr_in *)ss)->sin_port = htons(dst->port);
+		else
+			((struct sockaddr_in6 *)ss)->sin6_port = htons(dst->port);
+		(*naddrs)++;
+	}
+	freeaddrinfo(res);
+	return *naddrs > 0 ? 0 : ENOENT;
+}
+
+/* Binds to the external address of dst's family, if one is configured. The
+ * port is left to connect() (IP_BIND_ADDRESS_NO_PORT) so that bound source
+ * ports do not run out under TIME_WAIT. */
+static int
+bind_external(const struct config *conf, int fd, int family)
+{
+	const struct sockaddr_storage *ext;
+	int one = 1;
+
+	if (family == AF_INET && conf->has_external4)
+		ext = &conf->external4;
+	else if (family == AF_INET6 && conf->has_external6)
+		ext = &conf->external6;
+	else
+		return 0;
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+	    sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ext,
+	    addr_len((const struct sockaddr *)ext)) == -1)
+		return errno;
+	return 0;
+}
+
+int
+connect_to(const struct config *conf, const struct sockaddr *dst,
+    int64_t deadline, int *fdp)
+{
+	int fd, err, one = 1;
+	socklen_t len = sizeof(err);
+
+	fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return errno;
+	if ((err = bind_external(conf, fd, dst->sa_family)) != 0)
+		goto fail;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, dst, addr_len(dst)) == 0)
+		goto done;
+	if (errno != EINPROGRESS) {
+		err = errno;
+		goto fail;
+	}
+	switch (io_wait(fd, POLLOUT, deadline)) {
+	case 0:
+		err = ETIMEDOUT;
+		goto fail;
+	case -1:
+		err = errno;
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0)
+		goto fail;
+done:
+	*fdp = fd;
+	return 0;
+fail:
+	close(fd);
+	return err;
+}

@@ -1,0 +1,22 @@
+/* io.h: reads and writes on non-blocking sockets bounded by a deadline. */
+#ifndef SOCKS5D_IO_H
+#define SOCKS5D_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Milliseconds on the monotonic clock. */
+int64_t io_now_ms(void);
+/* Waits for events on fd until deadline (ms, monotonic): 1 ready,
+ * 0 deadline passed, -1 error (errno). Signals do not cut it short. */
+int io_wait(int fd, short events, int64_t deadline);
+/* Reads up to cap bytes, at least one: n > 0, 0 on EOF, -1 on error with
+ * errno set (ETIMEDOUT when the deadline passed). */
+ssize_t io_read_some(int fd, void *buf, size_t cap, int64_t deadline);
+/* Writes all of buf: 0, or -1 with errno set (ETIMEDOUT at the deadline). */
+int io_write_all(int fd, const void *buf, size_t len, int64_t deadline);
+/* Sets or clears O_NONBLOCK: 0 or -1. */
+int io_set_nonblock(int fd, int on);
+
+#endif

@@ -1,0 +1,149 @@
+/* listener.c: the master's listening sockets, kept open across reloads. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "listener.h"
+#include "log.h"
+
+static int
+listener_open(const struct listener_conf *lc, FILE *errs)
+{
+	char where[ADDR_STRLEN];
+	const char *what;
+	int fd, one = 1, v6only = lc->v6only;
+
+	addr_format((const struct sockaddr *)&lc->addr, where, sizeof(where));
+	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		what = "socket";
+		goto fail;
+	}
+	what = "setsockopt";
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	/* Accepted sockets inherit TCP_NODELAY from the listener. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (lc->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+	    sizeof(v6only)) == -1)
+		goto fail;
+	what = "bind";
+	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) == -1)
+		goto fail;
+	what = "listen";
+	if (listen(fd, lc->backlog) == -1)
+		goto fail;
+	return fd;
+fail:
+	fprintf(errs, "listener %s (line %d): %s: %s\n", where, lc->line, what,
+	    strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static int
+find_match(const struct listen_set *cur, const struct listener_conf *lc,
+    const bool *taken)
+{
+	for (size_t i = 0; i < cur->n; i++)
+		if (!taken[i] && cur->socks[i].addrlen == lc->addrlen &&
+		    cur->socks[i].v6only == lc->v6only &&
+		    memcmp(&cur->socks[i].addr, &lc->addr, lc->addrlen) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+listener_set_build(const struct listen_set *cur, const struct config *conf,
+    struct listen_set *next, FILE *errs)
+{
+	bool *taken = calloc(cur->n + 1, sizeof(*taken));
+	bool *opened = calloc(conf->nlisteners + 1, sizeof(*opened));
+
+	next->n = conf->nlisteners;
+	next->socks = calloc(conf->nlisteners + 1, sizeof(*next->socks));
+	if (taken == NULL || opened == NULL || next->socks == NULL)
+		fatal("calloc");
+	for (size_t i = 0; i < conf->nlisteners; i++) {
+		const struct listener_conf *lc = &conf->listeners[i];
+		struct listen_sock *ls = &next->socks[i];
+		int m = find_match(cur, lc, taken);
+
+		ls->addr = lc->addr;
+		ls->addrlen = lc->addrlen;
+		ls->v6only = lc->v6only;
+		if (m >= 0) {
+			taken[m] = true;
+			ls->fd = cur->socks[m].fd;
+			/* The backlog may have changed: listen() again sets it. */
+			(void)listen(ls->fd, lc->backlog);
+			continue;
+		}
+		if ((ls->fd = listener_open(lc, errs)) == -1) {
+			for (size_t j = 0; j < i; j++)
+				if (opened[j])
+					close(next->socks[j].fd);
+			free(next->socks);
+			next->socks = NULL;
+			next->n = 0;
+			free(taken);
+			free(opened);
+			return -1;
+		}
+		opened[i] = true;
+	}
+	free(taken);
+	free(opened);
+	return 0;
+}
+
+void
+listener_set_commit(struct listen_set *cur, struct listen_set *next)
+{
+	for (size_t i = 0; i < cur->n; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < next->n && !kept; j++)
+			kept = next->socks[j].fd == cur->socks[i].fd;
+		if (!kept)
+			close(cur->socks[i].fd);
+	}
+	free(cur->socks);
+	*cur = *next;
+	next->socks = NULL;
+	next->n = 0;
+}
+
+void
+listener_set_close(struct listen_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		close(set->socks[i].fd);
+	free(set->socks);
+	set->socks = NULL;
+	set->n = 0;
+}
+
+void
+listener_set_discard(const struct listen_set *cur, struct listen_set *next)
+{
+	for (size_t i = 0; i < next->n; i++) {
+		bool shared = false;
+
+		for (size_t j = 0; j < cur->n && !shared; j++)
+			shared = cur->socks[j].fd == next->socks[i].fd;
+		if (!shared)
+			close(next->socks[i].fd);
+	}
+	free(next->socks);
+	next->socks = NULL;
+	next->n = 0;
+}

@@ -1,0 +1,35 @@
+/* listener.h: the master's listening sockets, kept open across reloads. */
+#ifndef SOCKS5D_LISTENER_H
+#define SOCKS5D_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+struct listen_sock {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool v6only;
+	int fd;
+};
+
+struct listen_set {
+	struct listen_sock *socks;
+	size_t n;
+};
+
+/* Makes next hold one open socket per listener of conf, in order, taking
+ * the sockets of cur that match (same address and v6only) and opening the
+ * rest. On failure closes what it opened, writes why to errs, returns -1. */
+int listener_set_build(const struct listen_set *cur, const struct config *conf,
+    struct listen_set *next, FILE *errs);
+/* Replaces cur by next, closing the sockets of cur that next does not use. */
+void listener_set_commit(struct listen_set *cur, struct listen_set *next);
+/* Undoes listener_set_build: closes what next opened, not what it shares. */
+void listener_set_discard(const struct listen_set *cur, struct listen_set *next);
+void listener_set_close(struct listen_set *set);
+
+#endif

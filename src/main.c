@@ -1,0 +1,107 @@
+/* main.c: command line, configuration check, start of the master. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/socks5d/socks5d.conf"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: socks5d [-f file] [-t] [-F] [-d] [-v]\n"
+	    "  -f file  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -F       stay in the foreground, log to stderr too\n"
+	    "  -d       log at debug level\n"
+	    "  -v       print the version and exit\n");
+}
+
+/* Loads path; errors and warnings go to stderr and, unless only checking,
+ * to syslog too. */
+static struct config *
+load(const char *path, bool check_only)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&text, &len);
+	struct config *conf;
+
+	if (errs == NULL)
+		fatal("open_memstream");
+	conf = config_load(path, errs);
+	fclose(errs);
+	if (check_only)
+		fputs(text, stderr);
+	else
+		master_log_config_errors(text);
+	free(text);
+	return conf;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *path = DEFAULT_CONFIG;
+	bool check = false, foreground = false, debug = false;
+	struct config *conf;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "f:tFdvh")) != -1) {
+		switch (ch) {
+		case 'f':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'F':
+			foreground = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'v':
+			printf("socks5d %s\n", SOCKS5D_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	/* Until the configuration names a facility, errors go to daemon and
+	 * to stderr, so that a failed start is seen where it was typed. */
+	log_init("socks5d", LOG_DAEMON, debug ? LOG_DEBUG : LOG_INFO, !check);
+	conf = load(path, check);
+	if (check) {
+		if (conf == NULL)
+			return 1;
+		fprintf(stderr, "%s: configuration OK\n", path);
+		config_free(conf);
+		return 0;
+	}
+	if (conf == NULL) {
+		log_warnx("%s: not started: configuration errors", path);
+		return 1;
+	}
+	conf->switch_user = geteuid() == 0;
+	log_init("socks5d", conf->log.facility,
+	    debug ? LOG_DEBUG : conf->log.level, foreground);
+	if (!conf->switch_user && getuid() != conf->uid)
+		log_notice("not started as root: workers keep uid %u instead of user %s",
+		    (unsigned)getuid(), conf->user);
+	return master_run(conf, foreground, debug);
+}

@@ -1,0 +1,563 @@
+/* master.c: the supervising process: listeners, the worker pool, signals.
+ * It never reads a byte from a client. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "listener.h"
+#include "log.h"
+#include "master.h"
+#include "scoreboard.h"
+#include "worker.h"
+
+#define TICK_MS 1000
+#define FAST_TICK_MS 100
+#define MAX_SPAWN_RATE 64
+#define POOL_FULL_LOG_MS 60000
+
+/* One configuration and the workers started with it. */
+struct generation {
+	unsigned id;
+	struct config *conf;
+	struct scoreboard *sb;
+	int *fds;			/* listening sockets, per conf listener */
+	size_t nworkers;		/* live children */
+	struct generation *next;	/* older generations still draining */
+};
+
+/* The master's own record of its children: what it signals comes from
+ * here, never from the scoreboard that workers can write. */
+struct child {
+	pid_t pid;
+	struct generation *gen;
+	int slot;
+	bool retiring;
+};
+
+static struct {
+	struct generation *current;
+	struct generation *draining;
+	struct listen_set listeners;
+	struct child *children;
+	size_t nchildren, cap;
+	int sigfd, notify_rd, notify_wr;
+	unsigned next_gen;
+	int spawn_rate;
+	int start_failures;		/* workers in a row that died starting */
+	int64_t spawn_pause_until;
+	int64_t last_full_log;
+	bool stopping, killed;
+	int64_t stop_deadline;
+	bool debug;
+} m;
+
+static void master_reap(void);
+
+static struct generation *
+generation_new(struct config *conf, const struct listen_set *ls)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+
+	if (g == NULL || (g->fds = calloc(ls->n + 1, sizeof(int))) == NULL)
+		fatal("calloc");
+	g->sb = scoreboard_create((size_t)conf->workers.max);
+	if (g->sb == NULL) {
+		log_warn("scoreboard for %d workers", conf->workers.max);
+		free(g->fds);
+		free(g);
+		return NULL;
+	}
+	for (size_t i = 0; i < ls->n; i++)
+		g->fds[i] = ls->socks[i].fd;
+	g->conf = conf;
+	g->id = ++m.next_gen;
+	return g;
+}
+
+static void
+generation_free(struct generation *g)
+{
+	scoreboard_destroy(g->sb);
+	config_free(g->conf);
+	free(g->fds);
+	free(g);
+}
+
+/* Frees draining generations whose last worker is gone. */
+static void
+generation_collect(void)
+{
+	struct generation **pp = &m.draining;
+
+	while (*pp != NULL) {
+		struct generation *g = *pp;
+		if (g->nworkers == 0) {
+			*pp = g->next;
+			log_debug("generation %u finished", g->id);
+			generation_free(g);
+		} else {
+			pp = &g->next;
+		}
+	}
+}
+
+static void
+child_add(pid_t pid, struct generation *g, int slot)
+{
+	if (m.nchildren == m.cap) {
+		size_t cap = m.cap ? m.cap * 2 : 64;
+		struct child *c = reallocarray(m.children, cap, sizeof(*c));
+		if (c == NULL)
+			fatal("reallocarray");
+		m.children = c;
+		m.cap = cap;
+	}
+	m.children[m.nchildren++] = (struct child){ pid, g, slot, false };
+}
+
+/* In the child after fork: let go of what belongs to the master. */
+static void
+worker_detach(void)
+{
+	close(m.sigfd);
+	close(m.notify_rd);
+	for (struct generation *g = m.draining; g != NULL; g = g->next)
+		munmap(g->sb, sizeof(*g->sb) + g->sb->nslots *
+		    sizeof(struct sb_slot));
+}
+
+static bool
+worker_spawn(struct generation *g)
+{
+	struct worker w;
+	struct sb_slot *slot;
+	int idx = scoreboard_find_free(g->sb);
+	pid_t pid;
+
+	if (idx == -1)
+		return false;
+	slot = &g->sb->slots[idx];
+	memset(slot, 0, sizeof(*slot));
+	scoreboard_set_state(g->sb, slot, SB_STARTING);
+	pid = fork();
+	if (pid == -1) {
+		log_warn("fork");
+		scoreboard_set_state(g->sb, slot, SB_FREE);
+		return false;
+	}
+	if (pid == 0) {
+		worker_detach();
+		memset(&w, 0, sizeof(w));
+		w.conf = g->conf;
+		w.generation = g->id;
+		w.sb = g->sb;
+		w.slot = slot;
+		w.listen_fds = g->fds;
+		w.notify_fd = m.notify_wr;
+		w.master = getppid();
+		slot->pid = getpid();
+		worker_main(&w);
+	}
+	slot->pid = pid;
+	g->nworkers++;
+	child_add(pid, g, idx);
+	return true;
+}
+
+static void
+signal_children(struct generation *g, int sig)
+{
+	for (size_t i = 0; i < m.nchildren; i++)
+		if (g == NULL || m.children[i].gen == g)
+			kill(m.children[i].pid, sig);
+}
+
+static size_t
+pool_idle(const struct generation *g)
+{
+	size_t idle = 0;
+
+	for (size_t i = 0; i < m.nchildren; i++) {
+		const struct child *c = &m.children[i];
+		int st;
+
+		if (c->gen != g || c->retiring)
+			continue;
+		st = atomic_load(&g->sb->slots[c->slot].state);
+		idle += st == SB_IDLE || st == SB_STARTING;
+	}
+	return idle;
+}
+
+static void
+pool_retire_one(struct generation *g)
+{
+	for (size_t i = 0; i < m.nchildren; i++) {
+		struct child *c = &m.children[i];
+
+		if (c->gen == g && !c->retiring &&
+		    atomic_load(&g->sb->slots[c->slot].state) == SB_IDLE) {
+			c->retiring = true;
+			kill(c->pid, SIGUSR1);
+			return;
+		}
+	}
+}
+
+/* Keeps min_spare..max_spare idle workers, at most max in all, spawning
+ * 1, 2, 4, ... per tick while short. Returns whether to tick fast. */
+static bool
+pool_maintain(void)
+{
+	struct generation *g = m.current;
+	const struct config *c = g->conf;
+	size_t idle = pool_idle(g);
+	int64_t now = io_now_ms();
+
+	if (idle > (size_t)c->workers.max_spare) {
+		pool_retire_one(g);
+		m.spawn_rate = 1;
+		return false;
+	}
+	if (idle >= (size_t)c->workers.min_spare) {
+		m.spawn_rate = 1;
+		return false;
+	}
+	if (now < m.spawn_pause_until)
+		return true;
+	size_t want = (size_t)c->workers.min_spare - idle;
+	size_t room = g->nworkers < (size_t)c->workers.max ?
+	    (size_t)c->workers.max - g->nworkers : 0;
+	size_t n = want < room ? want : room;
+	if (n > (size_t)m.spawn_rate)
+		n = (size_t)m.spawn_rate;
+	for (size_t i = 0; i < n; i++)
+		if (!worker_spawn(g))
+			break;
+	if (room == 0 && now - m.last_full_log >= POOL_FULL_LOG_MS) {
+		log_warnx("pool-full workers=%zu max=%d: clients wait in the listen backlog",
+		    g->nworkers, c->workers.max);
+		m.last_full_log = now;
+	}
+	if (m.spawn_rate < MAX_SPAWN_RATE)
+		m.spawn_rate *= 2;
+	return true;
+}
+
+static void
+log_child_exit(const struct child *c, int status, int slot_state)
+{
+	if (WIFSIGNALED(status))
+		log_warnx("worker-exit pid=%ld generation=%u status=signal:%d state=%s",
+		    (long)c->pid, c->gen->id, WTERMSIG(status),
+		    slot_state == SB_BUSY ? "busy" : "idle");
+	else if (WEXITSTATUS(status) != 0)
+		log_warnx("worker-exit pid=%ld generation=%u status=exit:%d",
+		    (long)c->pid, c->gen->id, WEXITSTATUS(status));
+	else
+		log_debug("worker-exit pid=%ld generation=%u status=exit:0",
+		    (long)c->pid, c->gen->id);
+}
+
+/* A worker that cannot even start would be respawned in a tight loop:
+ * after a few in a row, wait before trying again. */
+static void
+note_start_failure(int status, int slot_state)
+{
+	bool failed = slot_state == SB_STARTING &&
+	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	if (!failed) {
+		m.start_failures = 0;
+		return;
+	}
+	if (++m.start_failures >= 5) {
+		log_warnx("workers keep failing at start: pausing spawns for 5 s");
+		m.spawn_pause_until = io_now_ms() + 5000;
+		m.start_failures = 0;
+	}
+}
+
+static void
+master_reap(void)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < m.nchildren; i++) {
+			struct child c = m.children[i];
+			struct sb_slot *slot;
+			int st;
+
+			if (c.pid != pid)
+				continue;
+			slot = &c.gen->sb->slots[c.slot];
+			st = atomic_load(&slot->state);
+			log_child_exit(&c, status, st);
+			note_start_failure(status, st);
+			scoreboard_set_state(c.gen->sb, slot, SB_FREE);
+			c.gen->nworkers--;
+			m.children[i] = m.children[--m.nchildren];
+			break;
+		}
+	}
+	generation_collect();
+}
+
+static FILE *
+memstream(char **buf, size_t *len)
+{
+	FILE *f = open_memstream(buf, len);
+
+	if (f == NULL)
+		fatal("open_memstream");
+	return f;
+}
+
+void
+master_log_config_errors(const char *text)
+{
+	const char *line = text;
+
+	while (line != NULL && *line != '\0') {
+		const char *nl = strchr(line, '\n');
+		int len = nl ? (int)(nl - line) : (int)strlen(line);
+
+		if (memmem(line, (size_t)len, ": warning: ", 11) != NULL)
+			log_notice("config-warning %.*s", len, line);
+		else
+			log_warnx("config-error %.*s", len, line);
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
+static void
+master_reload(void)
+{
+	const char *path = m.current->conf->path;
+	struct listen_set next = { NULL, 0 };
+	struct generation *g;
+	struct config *conf;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errs = memstream(&text, &len);
+
+	conf = config_load(path, errs);
+	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
+	    errs) == -1) {
+		config_free(conf);
+		conf = NULL;
+	}
+	fclose(errs);
+	master_log_config_errors(text);
+	free(text);
+	if (conf == NULL || (g = generation_new(conf, &next)) == NULL) {
+		if (conf != NULL) {
+			listener_set_discard(&m.listeners, &next);
+			config_free(conf);
+		}
+		log_warnx("reload-failed config=%s: still serving generation %u",
+		    path, m.current->id);
+		return;
+	}
+	conf->switch_user = geteuid() == 0;
+	listener_set_commit(&m.listeners, &next);
+	m.current->next = m.draining;
+	m.draining = m.current;
+	signal_children(m.draining, SIGUSR1);
+	m.current = g;
+	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
+	log_set_facility(conf->log.facility);
+	log_info("reload generation=%u config=%s", g->id, path);
+	generation_collect();
+}
+
+static void
+master_stop(int sig)
+{
+	if (m.stopping)
+		return;
+	m.stopping = true;
+	/* Workers end their sessions when their own grace runs out and log
+	 * them; the master's deadline, a little later, is the backstop. */
+	m.stop_deadline = io_now_ms() +
+	    (int64_t)m.current->conf->timeouts.shutdown * 1000 + 2000;
+	listener_set_close(&m.listeners);
+	log_info("stop signal=%s workers=%zu", sig == SIGINT ? "INT" : "TERM",
+	    m.nchildren);
+	signal_children(NULL, SIGTERM);
+}
+
+static void
+master_signals(void)
+{
+	struct signalfd_siginfo si;
+	ssize_t n;
+
+	while ((n = read(m.sigfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			master_reap();
+			break;
+		case SIGHUP:
+			if (!m.stopping)
+				master_reload();
+			break;
+		case SIGTERM:
+		case SIGINT:
+			master_stop((int)si.ssi_signo);
+			break;
+		}
+	}
+	if (n == -1 && errno != EAGAIN)
+		fatal("read signalfd");
+}
+
+static void
+master_setup(void)
+{
+	sigset_t set;
+	struct sigaction sa;
+	int p[2];
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		fatal("sigprocmask");
+	sigdelset(&set, SIGUSR1);
+	m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m.sigfd == -1)
+		fatal("signalfd");
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("pipe2");
+	m.notify_rd = p[0];
+	m.notify_wr = p[1];
+	m.spawn_rate = 1;
+}
+
+static void
+drain_notify(void)
+{
+	char buf[256];
+
+	while (read(m.notify_rd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void
+log_start(void)
+{
+	char list[CONFIG_MAX_LISTENERS * (ADDR_STRLEN + 1)] = "";
+	char one[ADDR_STRLEN];
+	const struct config *c = m.current->conf;
+
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		addr_format((const struct sockaddr *)&c->listeners[i].addr, one,
+		    sizeof(one));
+		if (i > 0)
+			strcat(list, ",");
+		strcat(list, one);
+	}
+	log_info("start version=%s config=%s listeners=%s workers=%zu user=%s",
+	    SOCKS5D_VERSION, c->path, list, m.current->nworkers,
+	    c->switch_user ? c->user : "(unchanged)");
+}
+
+/* Waits for signals, wake-ups from workers, or the next tick. */
+static void
+master_wait(bool fast)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = m.sigfd, .events = POLLIN },
+		{ .fd = m.notify_rd, .events = POLLIN },
+	};
+	int timeout = fast ? FAST_TICK_MS : TICK_MS;
+
+	if (m.stopping) {
+		int64_t left = m.stop_deadline - io_now_ms();
+		timeout = left < 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
+	}
+	if (poll(pfd, 2, timeout) == -1 && errno != EINTR)
+		fatal("poll");
+	if (pfd[1].revents & POLLIN)
+		drain_notify();
+	if (pfd[0].revents & POLLIN)
+		master_signals();
+}
+
+static void
+master_finish_stop(void)
+{
+	if (!m.killed && io_now_ms() >= m.stop_deadline && m.nchildren > 0) {
+		log_warnx("stop: %zu workers still busy after the grace: killing them",
+		    m.nchildren);
+		signal_children(NULL, SIGKILL);
+		m.killed = true;
+	}
+}
+
+int
+master_run(struct config *conf, bool foreground, bool debug)
+{
+	struct listen_set none = { NULL, 0 };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errs = memstream(&text, &len);
+	bool fast = false;
+	int rc;
+
+	m.debug = debug;
+	rc = listener_set_build(&none, conf, &m.listeners, errs);
+	fclose(errs);
+	if (rc == -1) {
+		master_log_config_errors(text);
+		free(text);
+		config_free(conf);
+		return 1;
+	}
+	free(text);
+	if (!foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+	master_setup();
+	if ((m.current = generation_new(conf, &m.listeners)) == NULL)
+		fatalx("cannot start");
+	while (pool_idle(m.current) < (size_t)conf->workers.min_spare &&
+	    worker_spawn(m.current))
+		;
+	log_start();
+	while (!m.stopping || m.nchildren > 0) {
+		master_wait(fast);
+		if (m.stopping)
+			master_finish_stop();
+		else
+			fast = pool_maintain();
+	}
+	log_info("exit");
+	generation_free(m.current);
+	while (m.draining != NULL) {
+		struct generation *g = m.draining;
+		m.draining = g->next;
+		generation_free(g);
+	}
+	free(m.children);
+	close(m.sigfd);
+	close(m.notify_rd);
+	close(m.notify_wr);
+	return 0;
+}
