@@ -10,8 +10,21 @@
 #include "listener.h"
 #include "log.h"
 
+/* SOCKS5 clients speak first: with TCP_DEFER_ACCEPT the kernel holds a
+ * connection that has sent nothing yet instead of handing it to a worker,
+ * so silent clients do not tie up the pool. */
 static int
-listener_open(const struct listener_conf *lc, FILE *errs)
+listener_defer(int fd, const struct config *conf)
+{
+	int secs = conf->timeouts.negotiate;
+
+	return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs,
+	    sizeof(secs));
+}
+
+static int
+listener_open(const struct listener_conf *lc, const struct config *conf,
+    FILE *errs)
 {
 	char where[ADDR_STRLEN];
 	const char *what;
@@ -29,6 +42,8 @@ listener_open(const struct listener_conf *lc, FILE *errs)
 		goto fail;
 	/* Accepted sockets inherit TCP_NODELAY from the listener. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (listener_defer(fd, conf) == -1)
 		goto fail;
 	if (lc->addr.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
@@ -85,9 +100,10 @@ listener_set_build(const struct listen_set *cur, const struct config *conf,
 			ls->fd = cur->socks[m].fd;
 			/* The backlog may have changed: listen() again sets it. */
 			(void)listen(ls->fd, lc->backlog);
+			(void)listener_defer(ls->fd, conf);
 			continue;
 		}
-		if ((ls->fd = listener_open(lc, errs)) == -1) {
+		if ((ls->fd = listener_open(lc, conf, errs)) == -1) {
 			for (size_t j = 0; j < i; j++)
 				if (opened[j])
 					close(next->socks[j].fd);

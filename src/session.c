@@ -138,6 +138,17 @@ format_dst(struct session *s, const struct socks5_addr *a)
 	addr_format((struct sockaddr *)&ss, s->dst, sizeof(s->dst));
 }
 
+/* Shows the destination in the worker's scoreboard slot (truncated). */
+static void
+session_status(struct session *s)
+{
+	char *dst = s->w->slot->dst;
+	size_t n = strnlen(s->dst, sizeof(s->w->slot->dst) - 1);
+
+	memcpy(dst, s->dst, n);
+	dst[n] = '\0';
+}
+
 /* Reads the request. Returns 0 with *req filled, or -1 after any reply. */
 static int
 session_request(struct session *s, struct socks5_request *req)
@@ -161,6 +172,7 @@ session_request(struct session *s, struct socks5_request *req)
 	session_consume(s, used);
 	s->cmd = req->cmd;
 	format_dst(s, &req->dst);
+	session_status(s);
 	return 0;
 }
 
