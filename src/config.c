@@ -30,7 +30,10 @@ perr(struct parse *p, const config_setting_t *s, const char *fmt, ...)
 		file = config_setting_source_file(s);
 		line = (int)config_setting_source_line(s);
 	}
-	fprintf(p->errs, "%s:%d: ", file ? file : p->path, line);
+	if (line > 0)
+		fprintf(p->errs, "%s:%d: ", file ? file : p->path, line);
+	else
+		fprintf(p->errs, "%s: ", p->path);
 	va_start(ap, fmt);
 	vfprintf(p->errs, fmt, ap);
 	va_end(ap);
@@ -43,8 +46,11 @@ pwarn(struct parse *p, const config_setting_t *s, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(p->errs, "%s:%d: warning: ", p->path,
-	    s ? (int)config_setting_source_line(s) : 0);
+	if (s != NULL)
+		fprintf(p->errs, "%s:%d: warning: ", p->path,
+		    (int)config_setting_source_line(s));
+	else
+		fprintf(p->errs, "%s: warning: ", p->path);
 	va_start(ap, fmt);
 	vfprintf(p->errs, fmt, ap);
 	va_end(ap);
@@ -178,11 +184,12 @@ parse_workers(struct parse *p, const config_setting_t *root)
 	    "max_sessions", NULL };
 	config_setting_t *g = get_group(p, root, "workers");
 	struct config *c = p->conf;
-	int before = p->nerrors;
+	int before;
 
 	if (g == NULL)
 		return;
 	check_keys(p, g, "workers", known);
+	before = p->nerrors;
 	get_int(p, g, "workers", "min_spare", 1, 100000, &c->workers.min_spare);
 	get_int(p, g, "workers", "max_spare", 1, 100000, &c->workers.max_spare);
 	get_int(p, g, "workers", "max", 1, 100000, &c->workers.max);
@@ -320,9 +327,10 @@ parse_listener(struct parse *p, const config_setting_t *l,
 		perr(p, l, "listener has no port");
 	get_int(p, l, "listener", "backlog", 1, 65535, &lc->backlog);
 	parse_methods(p, l, lc);
-	if (address == NULL || port == -1)
+	if (address == NULL)
 		return;
-	if (addr_parse_ip(address, (uint16_t)port, &lc->addr, &lc->addrlen) == -1) {
+	if (addr_parse_ip(address, port == -1 ? 0 : (uint16_t)port, &lc->addr,
+	    &lc->addrlen) == -1) {
 		perr(p, config_setting_get_member(l, "address"),
 		    "listener address \"%s\" is not a numeric IPv4 or IPv6 address",
 		    address);
@@ -335,6 +343,8 @@ parse_listener(struct parse *p, const config_setting_t *l,
 		v6only = config_setting_get_bool(s);
 		lc->v6only = v6only != 0;
 	}
+	if (port == -1)
+		lc->addrlen = 0;	/* not a usable address: skip duplicate checks */
 }
 
 static void
@@ -592,11 +602,55 @@ parse_root(struct parse *p, const config_setting_t *root)
 		pwarn(p, NULL, "no rules list: every request is refused");
 }
 
-struct config *
-config_load(const char *path, FILE *errs)
+/* The line number in "file:N: ...", 0 for none. */
+static long
+message_line(const char *msg, size_t pathlen)
 {
+	if (msg[pathlen] != ':')
+		return 0;
+	return strtol(msg + pathlen + 1, NULL, 10);
+}
+
+/* Writes the collected messages to out in file order (stable). */
+static void
+write_sorted(const char *text, const char *path, FILE *out)
+{
+	size_t n = 0, pathlen = strlen(path);
+	const char **lines;
+	const char *l;
+
+	for (l = text; *l != '\0'; l++)
+		n += *l == '\n';
+	lines = calloc(n + 1, sizeof(*lines));
+	if (lines == NULL)
+		fatal("calloc");
+	n = 0;
+	for (l = text; *l != '\0'; l = strchr(l, '\n') + 1)
+		lines[n++] = l;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && message_line(lines[j - 1], pathlen) >
+		    message_line(lines[j], pathlen); j--) {
+			const char *t = lines[j];
+			lines[j] = lines[j - 1];
+			lines[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++)
+		fwrite(lines[i], 1, (size_t)(strchr(lines[i], '\n') - lines[i]) + 1,
+		    out);
+	free(lines);
+}
+
+struct config *
+config_load(const char *path, FILE *out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&text, &len);
 	struct parse p = { path, errs, 0, NULL };
 	config_t cfg;
+
+	if (errs == NULL)
+		fatal("open_memstream");
 
 	p.conf = calloc(1, sizeof(*p.conf));
 	if (p.conf == NULL)
@@ -617,6 +671,9 @@ config_load(const char *path, FILE *errs)
 		parse_root(&p, config_root_setting(&cfg));
 	}
 	config_destroy(&cfg);
+	fclose(errs);
+	write_sorted(text, path, out);
+	free(text);
 	if (p.nerrors > 0) {
 		config_free(p.conf);
 		return NULL;
