@@ -1,6 +1,9 @@
 /* config.c: reads and validates the libconfig file into a struct config. */
 #include <errno.h>
 #include <libconfig.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -340,6 +343,8 @@ parse_listener(struct parse *p, const config_setting_t *l,
 	if ((s = config_setting_get_member(l, "v6only")) != NULL) {
 		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
 			perr(p, s, "listener.v6only must be true or false");
+		else if (lc->addr.ss_family != AF_INET6)
+			perr(p, s, "listener.v6only applies to IPv6 addresses only");
 		v6only = config_setting_get_bool(s);
 		lc->v6only = v6only != 0;
 	}
@@ -602,6 +607,74 @@ parse_root(struct parse *p, const config_setting_t *root)
 		pwarn(p, NULL, "no rules list: every request is refused");
 }
 
+#define MAX_INCLUDE_DEPTH 10
+
+/* The path an @include names: relative ones are taken from dir. */
+static void
+include_path(const char *dir, const char *name, char *out, size_t len)
+{
+	if (name[0] == '/')
+		snprintf(out, len, "%s", name);
+	else
+		snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* The name inside `@include "name"` on this line, or NULL. */
+static char *
+include_name(char *line)
+{
+	char *p = line + strspn(line, " \t"), *end;
+
+	if (strncmp(p, "@include", 8) != 0 || (p = strchr(p + 8, '"')) == NULL ||
+	    (end = strchr(p + 1, '"')) == NULL)
+		return NULL;
+	*end = '\0';
+	return p + 1;
+}
+
+/* libconfig's scanner ends the whole process when it cannot read a file
+ * (a directory, a FIFO): check the file and each @include before parsing.
+ * from/line say where path was named (NULL for the main file). */
+static void
+check_readable(struct parse *p, const char *dir, const char *path,
+    const char *from, int line, int depth)
+{
+	char buf[4096], inc[PATH_MAX];
+	struct stat st;
+	const char *why = NULL;
+	FILE *f = NULL;
+	int n = 0;
+
+	if (stat(path, &st) == -1)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (depth > MAX_INCLUDE_DEPTH)
+		why = "includes nested too deeply";
+	else if ((f = fopen(path, "r")) == NULL)
+		why = strerror(errno);
+	if (why != NULL) {
+		if (from != NULL)
+			fprintf(p->errs, "%s:%d: @include \"%s\": %s\n", from,
+			    line, path, why);
+		else
+			fprintf(p->errs, "%s: cannot read: %s\n", path, why);
+		p->nerrors++;
+		return;
+	}
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		int this_line = n + 1;
+		char *name;
+
+		n += strchr(buf, '\n') != NULL;
+		if ((name = include_name(buf)) == NULL)
+			continue;
+		include_path(dir, name, inc, sizeof(inc));
+		check_readable(p, dir, inc, path, this_line, depth + 1);
+	}
+	fclose(f);
+}
+
 /* The line number in "file:N: ...", 0 for none. */
 static long
 message_line(const char *msg, size_t pathlen)
@@ -648,6 +721,7 @@ config_load(const char *path, FILE *out)
 	FILE *errs = open_memstream(&text, &len);
 	struct parse p = { path, errs, 0, NULL };
 	config_t cfg;
+	char *dir;
 
 	if (errs == NULL)
 		fatal("open_memstream");
@@ -657,8 +731,16 @@ config_load(const char *path, FILE *out)
 		fatal("calloc");
 	set_defaults(p.conf);
 	p.conf->path = strdup(path);
+	dir = strdup(path);
+	if (p.conf->path == NULL || dir == NULL)
+		fatal("strdup");
 	config_init(&cfg);
-	if (config_read_file(&cfg, path) == CONFIG_FALSE) {
+	/* Relative @include paths are taken from the file's own directory. */
+	config_set_include_dir(&cfg, dirname(dir));
+	check_readable(&p, config_get_include_dir(&cfg), path, NULL, 0, 0);
+	if (p.nerrors > 0) {
+		/* Not handed to libconfig. */
+	} else if (config_read_file(&cfg, path) == CONFIG_FALSE) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
 			fprintf(errs, "%s: cannot read: %s\n", path,
 			    strerror(errno ? errno : EIO));
@@ -671,6 +753,7 @@ config_load(const char *path, FILE *out)
 		parse_root(&p, config_root_setting(&cfg));
 	}
 	config_destroy(&cfg);
+	free(dir);
 	fclose(errs);
 	write_sorted(text, path, out);
 	free(text);
