@@ -92,12 +92,30 @@ bind_external(const struct config *conf, int fd, int family)
 	return 0;
 }
 
+/* Waits for a non-blocking connect to finish: 0 or an errno value. */
+static int
+connect_wait(int fd, int64_t deadline)
+{
+	socklen_t len = sizeof(int);
+	int err = 0, revents = io_wait(fd, POLLOUT, deadline);
+
+	if (revents == 0)
+		return ETIMEDOUT;
+	if (revents == -1)
+		return errno;
+	/* Writable and nothing else: connected, no need to ask SO_ERROR. */
+	if (revents == POLLOUT)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		return errno;
+	return err != 0 ? err : ECONNREFUSED;
+}
+
 int
 connect_to(const struct config *conf, const struct sockaddr *dst,
     int64_t deadline, int *fdp)
 {
 	int fd, err, one = 1;
-	socklen_t len = sizeof(err);
 
 	fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -111,17 +129,7 @@ connect_to(const struct config *conf, const struct sockaddr *dst,
 		err = errno;
 		goto fail;
 	}
-	switch (io_wait(fd, POLLOUT, deadline)) {
-	case 0:
-		err = ETIMEDOUT;
-		goto fail;
-	case -1:
-		err = errno;
-		goto fail;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err != 0)
+	if ((err = connect_wait(fd, deadline)) != 0)
 		goto fail;
 done:
 	*fdp = fd;

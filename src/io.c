@@ -30,7 +30,7 @@ io_wait(int fd, short events, int64_t deadline)
 			return 0;
 		n = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
 		if (n > 0)
-			return 1;
+			return pfd.revents;
 		if (n == -1 && errno != EINTR)
 			return -1;
 	}

@@ -8,8 +8,9 @@
 
 /* Milliseconds on the monotonic clock. */
 int64_t io_now_ms(void);
-/* Waits for events on fd until deadline (ms, monotonic): 1 ready,
- * 0 deadline passed, -1 error (errno). Signals do not cut it short. */
+/* Waits for events on fd until deadline (ms, monotonic): the revents seen
+ * (> 0), 0 when the deadline passed, -1 on error (errno). Signals do not
+ * cut it short. */
 int io_wait(int fd, short events, int64_t deadline);
 /* Reads up to cap bytes, at least one: n > 0, 0 on EOF, -1 on error with
  * errno set (ETIMEDOUT when the deadline passed). */

@@ -174,7 +174,7 @@ dir_drain(struct dir *d)
 /* Runs what can run without waiting. Returns -1 on error (errno kept, the
  * failing socket in *bad_fd), else whether anything moved. */
 static int
-dir_step(struct dir *d, int *bad_fd)
+dir_step(struct dir *d, bool other_shut, int *bad_fd)
 {
 	int moved = 0;
 	ssize_t n;
@@ -194,8 +194,10 @@ dir_step(struct dir *d, int *bad_fd)
 		moved |= n > 0;
 	}
 	if (d->eof && d->len == 0 && !d->shut) {
-		/* Half-close: the other direction goes on. */
-		if (shutdown(d->dst, SHUT_WR) == -1 && errno != ENOTCONN) {
+		/* Half-close: the other direction goes on. When it is done
+		 * already the session ends here, and close() sends the FIN. */
+		if (!other_shut && shutdown(d->dst, SHUT_WR) == -1 &&
+		    errno != ENOTCONN) {
 			*bad_fd = d->dst;
 			return -1;
 		}
@@ -322,7 +324,7 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 		for (int i = 0; i < 2; i++) {
 			bool was_eof = dirs[i].eof;
 
-			if ((r = dir_step(&dirs[i], &bad_fd)) < 0)
+			if ((r = dir_step(&dirs[i], dirs[1 - i].shut, &bad_fd)) < 0)
 				goto failed;
 			moved |= r;
 			if (!was_eof && dirs[i].eof && first_eof == -1)

@@ -272,6 +272,8 @@ session_log(const struct session *s)
 	char rule[16], rep[16];
 	int64_t ms = io_now_ms() - s->start;
 
+	if (log_get_level() < LOG_INFO)
+		return;
 	addr_format((const struct sockaddr *)&s->peer, client, sizeof(client));
 	addr_format((const struct sockaddr *)&s->lc->addr, listener,
 	    sizeof(listener));

@@ -1,5 +1,8 @@
 /* worker.c: an unprivileged worker: accept one client, run its session, repeat. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -21,11 +24,26 @@ static const int *closable_fds;	/* this worker's listeners, for closing */
 static size_t nclosable;
 static int listeners_closed;
 
+/* Written by the signal handlers and watched by epoll, so that a stop
+ * signal arriving between the flag check and the wait still wakes it. */
+static int wake_pipe[2] = { -1, -1 };
+
+static void
+wake(void)
+{
+	int saved = errno;
+
+	if (write(wake_pipe[1], "s", 1) == -1)
+		(void)0;	/* full already: it will wake anyway */
+	errno = saved;
+}
+
 static void
 on_stop(int sig)
 {
 	(void)sig;
 	worker_stopping = 1;
+	wake();
 }
 
 static void
@@ -33,6 +51,7 @@ on_retire(int sig)
 {
 	(void)sig;
 	worker_retiring = 1;
+	wake();
 }
 
 void
@@ -72,11 +91,13 @@ worker_drop_privileges(const struct worker *w)
 }
 
 static void
-worker_signals(sigset_t *waitmask)
+worker_signals(void)
 {
 	struct sigaction sa;
-	sigset_t block;
+	sigset_t none;
 
+	if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("pipe2");
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
@@ -90,14 +111,9 @@ worker_signals(sigset_t *waitmask)
 	sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
-	/* Stop signals stay blocked except inside epoll_pwait, so that one
-	 * arriving between the check and the wait is not lost. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGUSR1);
-	sigprocmask(SIG_SETMASK, &block, NULL);
-	sigemptyset(waitmask);
+	/* The master blocks these for its signalfd; a worker takes them. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static int
@@ -114,6 +130,9 @@ worker_epoll(const struct worker *w)
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, w->listen_fds[i], &ev) == -1)
 			fatal("epoll_ctl");
 	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, wake_pipe[0], &ev) == -1)
+		fatal("epoll_ctl");
 	return ep;
 }
 
@@ -125,13 +144,16 @@ worker_should_exit(const struct worker *w)
 	    w->slot->sessions >= (uint64_t)w->conf->workers.max_sessions);
 }
 
-/* Waits for one client. Returns its socket, or -1 when it is time to exit. */
+/* Waits for one client. Returns its socket, or -1 when it is time to exit.
+ * Under load a client is usually waiting already, so while the last try
+ * found one, accept is tried before waiting (one system call, not two). */
 static int
-worker_accept(struct worker *w, int ep, const sigset_t *waitmask,
-    struct sockaddr_storage *peer, size_t *li)
+worker_accept(struct worker *w, int ep, struct sockaddr_storage *peer,
+    size_t *li)
 {
 	static size_t last;
-	struct epoll_event evs[CONFIG_MAX_LISTENERS];
+	static bool try_first;
+	struct epoll_event evs[CONFIG_MAX_LISTENERS + 1];
 
 	for (;;) {
 		socklen_t len = sizeof(*peer);
@@ -139,24 +161,36 @@ worker_accept(struct worker *w, int ep, const sigset_t *waitmask,
 
 		if (worker_should_exit(w))
 			return -1;
-		/* Under load a connection is usually waiting: try first. */
-		fd = accept4(w->listen_fds[last], (struct sockaddr *)peer, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd != -1) {
-			*li = last;
-			return fd;
+		if (try_first) {
+			fd = accept4(w->listen_fds[last], (struct sockaddr *)peer,
+			    &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd != -1) {
+				*li = last;
+				return fd;
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED) {
+				/* EMFILE and friends: back off, do not spin. */
+				log_warn("accept");
+				usleep(100000);
+			}
 		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-		    errno != ECONNABORTED) {
-			/* EMFILE and friends: back off instead of spinning. */
-			log_warn("accept");
-			usleep(100000);
-		}
-		n = epoll_pwait(ep, evs, CONFIG_MAX_LISTENERS, -1, waitmask);
+		try_first = false;
+		n = epoll_wait(ep, evs, CONFIG_MAX_LISTENERS + 1, -1);
 		if (n == -1 && errno != EINTR)
-			fatal("epoll_pwait");
-		if (n > 0)
-			last = (size_t)evs[0].data.u64;
+			fatal("epoll_wait");
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == UINT64_MAX) {
+				char buf[16];
+				while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
+					;
+			} else {
+				last = (size_t)evs[i].data.u64;
+				try_first = true;
+			}
+		}
+		if (try_first)
+			continue;
 	}
 }
 
@@ -172,31 +206,26 @@ noreturn void
 worker_main(struct worker *w)
 {
 	struct sockaddr_storage peer;
-	sigset_t waitmask, block;
 	size_t li;
 	int ep, fd;
 
 	log_set_role("worker");
 	closable_fds = w->listen_fds;
 	nclosable = w->conf->nlisteners;
-	worker_signals(&waitmask);
+	worker_signals();
 	worker_drop_privileges(w);
 	relay_init(&w->relay, w->conf);
 	ep = worker_epoll(w);
-	sigprocmask(SIG_BLOCK, NULL, &block);
 	scoreboard_set_state(w->sb, w->slot, SB_IDLE);
 
-	while ((fd = worker_accept(w, ep, &waitmask, &peer, &li)) != -1) {
+	while ((fd = worker_accept(w, ep, &peer, &li)) != -1) {
 		scoreboard_set_state(w->sb, w->slot, SB_BUSY);
 		worker_wake_master(w);
 		w->slot->session_start_ms = io_now_ms();
 		w->slot->client = peer;
 		atomic_store(&w->slot->up, 0);
 		atomic_store(&w->slot->down, 0);
-		/* A stop signal during the session only sets a flag. */
-		sigprocmask(SIG_SETMASK, &waitmask, NULL);
 		session_run(w, fd, &peer, li);
-		sigprocmask(SIG_SETMASK, &block, NULL);
 		w->slot->sessions++;
 		scoreboard_set_state(w->sb, w->slot, SB_IDLE);
 	}
