@@ -3,6 +3,7 @@
 #include <libconfig.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -175,8 +176,8 @@ parse_user(struct parse *p, const config_setting_t *root)
 	p->conf->user = strdup(name);
 	p->conf->uid = pw->pw_uid;
 	p->conf->gid = pw->pw_gid;
-	if (geteuid() == 0 && pw->pw_uid == 0)
-		perr(p, s, "user \"%s\" is root: workers must run unprivileged",
+	if (geteuid() == 0 && (pw->pw_uid == 0 || pw->pw_gid == 0))
+		perr(p, s, "user \"%s\" is root or in group root: workers must run unprivileged",
 		    name);
 }
 
@@ -352,6 +353,20 @@ parse_listener(struct parse *p, const config_setting_t *l,
 		lc->addrlen = 0;	/* not a usable address: skip duplicate checks */
 }
 
+/* A v6only = false listener on [::] also binds the IPv4 port, so an IPv4
+ * listener on the same port cannot bind: say so before start does. */
+static bool
+dual_stack_overlap(const struct listener_conf *v6, const struct listener_conf *v4)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&v6->addr;
+
+	return v6->addrlen != 0 && v4->addrlen != 0 &&
+	    v6->addr.ss_family == AF_INET6 && v4->addr.ss_family == AF_INET &&
+	    !v6->v6only && IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) &&
+	    addr_port((const struct sockaddr *)&v6->addr) ==
+	    addr_port((const struct sockaddr *)&v4->addr);
+}
+
 static void
 parse_listeners(struct parse *p, const config_setting_t *root)
 {
@@ -385,6 +400,14 @@ parse_listeners(struct parse *p, const config_setting_t *root)
 				perr(p, config_setting_get_elem(s, (unsigned)i),
 				    "listener repeats the address and port of line %d",
 				    c->listeners[j].line);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if (i != j && dual_stack_overlap(&c->listeners[i],
+			    &c->listeners[j]))
+				perr(p, config_setting_get_elem(s, (unsigned)i),
+				    "listener [::] with v6only = false takes IPv4 port %u too, which line %d binds",
+				    addr_port((struct sockaddr *)&c->listeners[i].addr),
+				    c->listeners[j].line);
 }
 
 static void
@@ -409,6 +432,9 @@ parse_external(struct parse *p, const config_setting_t *root)
 				perr(p, e, "external holds more than one IPv4 address");
 			c->external4 = ss;
 			c->has_external4 = true;
+		} else if (IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) {
+			perr(p, e, "external address \"%s\" is IPv4-mapped: write the IPv4 address",
+			    v);
 		} else {
 			if (c->has_external6)
 				perr(p, e, "external holds more than one IPv6 address");
@@ -463,8 +489,10 @@ parse_ports(struct parse *p, const config_setting_t *r, struct rule *rule)
 		long lo, hi;
 		char *end;
 
-		if (config_setting_type(e) == CONFIG_TYPE_INT) {
-			lo = hi = config_setting_get_int(e);
+		if (config_setting_type(e) == CONFIG_TYPE_INT ||
+		    config_setting_type(e) == CONFIG_TYPE_INT64) {
+			long long v = config_setting_get_int64(e);
+			lo = hi = v < 0 || v > 65535 ? -1 : (long)v;
 		} else if (v != NULL) {
 			lo = strtol(v, &end, 10);
 			hi = lo;
@@ -603,8 +631,14 @@ parse_root(struct parse *p, const config_setting_t *root)
 	    &c->nrules);
 	if (!c->has_clients)
 		pwarn(p, NULL, "no clients list: every client is refused");
+	else if (c->nclients == 0)
+		pwarn(p, config_setting_get_member(root, "clients"),
+		    "empty clients list: every client is refused");
 	if (!c->has_rules)
 		pwarn(p, NULL, "no rules list: every request is refused");
+	else if (c->nrules == 0)
+		pwarn(p, config_setting_get_member(root, "rules"),
+		    "empty rules list: every request is refused");
 }
 
 #define MAX_INCLUDE_DEPTH 10
@@ -675,41 +709,72 @@ check_readable(struct parse *p, const char *dir, const char *path,
 	fclose(f);
 }
 
-/* The line number in "file:N: ...", 0 for none. */
-static long
-message_line(const char *msg, size_t pathlen)
+/* Where a message points: its file (by order of first appearance) and
+ * line, from "file:N: ..." (line 0 when there is none). */
+struct message_key {
+	size_t file;
+	long line;
+};
+
+static struct message_key
+message_key(const char *msg, const char **files, size_t *nfiles)
 {
-	if (msg[pathlen] != ':')
-		return 0;
-	return strtol(msg + pathlen + 1, NULL, 10);
+	struct message_key k = { 0, 0 };
+	size_t flen = strcspn(msg, ":\n");
+	size_t i;
+
+	for (i = 0; i < *nfiles; i++)
+		if (strncmp(files[i], msg, flen) == 0 && files[i][flen] == ':')
+			break;
+	if (i == *nfiles)
+		files[(*nfiles)++] = msg;
+	k.file = i;
+	if (msg[flen] == ':' && msg[flen + 1] >= '0' && msg[flen + 1] <= '9')
+		k.line = strtol(msg + flen + 1, NULL, 10);
+	return k;
+}
+
+static bool
+key_after(struct message_key a, struct message_key b)
+{
+	return a.file > b.file || (a.file == b.file && a.line > b.line);
 }
 
 /* Writes the collected messages to out in file order (stable). */
 static void
-write_sorted(const char *text, const char *path, FILE *out)
+write_sorted(const char *text, FILE *out)
 {
-	size_t n = 0, pathlen = strlen(path);
-	const char **lines;
+	size_t n = 0, nfiles = 0;
+	const char **lines, **files;
+	struct message_key *keys;
 	const char *l;
 
 	for (l = text; *l != '\0'; l++)
 		n += *l == '\n';
 	lines = calloc(n + 1, sizeof(*lines));
-	if (lines == NULL)
+	files = calloc(n + 1, sizeof(*files));
+	keys = calloc(n + 1, sizeof(*keys));
+	if (lines == NULL || files == NULL || keys == NULL)
 		fatal("calloc");
 	n = 0;
-	for (l = text; *l != '\0'; l = strchr(l, '\n') + 1)
+	for (l = text; *l != '\0'; l = strchr(l, '\n') + 1) {
+		keys[n] = message_key(l, files, &nfiles);
 		lines[n++] = l;
+	}
 	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && message_line(lines[j - 1], pathlen) >
-		    message_line(lines[j], pathlen); j--) {
-			const char *t = lines[j];
+		for (size_t j = i; j > 0 && key_after(keys[j - 1], keys[j]); j--) {
+			struct message_key tk = keys[j];
+			const char *tl = lines[j];
+			keys[j] = keys[j - 1];
 			lines[j] = lines[j - 1];
-			lines[j - 1] = t;
+			keys[j - 1] = tk;
+			lines[j - 1] = tl;
 		}
 	for (size_t i = 0; i < n; i++)
 		fwrite(lines[i], 1, (size_t)(strchr(lines[i], '\n') - lines[i]) + 1,
 		    out);
+	free(keys);
+	free(files);
 	free(lines);
 }
 
@@ -755,7 +820,7 @@ config_load(const char *path, FILE *out)
 	config_destroy(&cfg);
 	free(dir);
 	fclose(errs);
-	write_sorted(text, path, out);
+	write_sorted(text, out);
 	free(text);
 	if (p.nerrors > 0) {
 		config_free(p.conf);

@@ -8,6 +8,28 @@
 
 #include "io.h"
 
+static volatile int64_t cutoff;
+
+void
+io_set_cutoff(int64_t when)
+{
+	cutoff = when;
+}
+
+int64_t
+io_cutoff(void)
+{
+	return cutoff;
+}
+
+int
+io_cut_off(void)
+{
+	int64_t c = cutoff;
+
+	return c != 0 && io_now_ms() >= c;
+}
+
 int64_t
 io_now_ms(void)
 {
@@ -23,9 +45,10 @@ io_wait(int fd, short events, int64_t deadline)
 	struct pollfd pfd = { .fd = fd, .events = events };
 
 	for (;;) {
-		int64_t left = deadline - io_now_ms();
+		int64_t c = cutoff, left;
 		int n;
 
+		left = (c != 0 && c < deadline ? c : deadline) - io_now_ms();
 		if (left <= 0)
 			return 0;
 		n = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);

@@ -6,6 +6,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* A moment (ms, monotonic) that cuts every wait short, or 0 for none: a
+ * stopping worker sets it so that no session outlives the shutdown grace.
+ * io_set_cutoff is safe in a signal handler. */
+void io_set_cutoff(int64_t when);
+int64_t io_cutoff(void);
+/* True once the cutoff has passed. */
+int io_cut_off(void);
+
 /* Milliseconds on the monotonic clock. */
 int64_t io_now_ms(void);
 /* Waits for events on fd until deadline (ms, monotonic): the revents seen

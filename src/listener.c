@@ -57,8 +57,8 @@ listener_open(const struct listener_conf *lc, const struct config *conf,
 		goto fail;
 	return fd;
 fail:
-	fprintf(errs, "listener %s (line %d): %s: %s\n", where, lc->line, what,
-	    strerror(errno));
+	fprintf(errs, "%s:%d: listener %s: %s: %s\n", conf->path, lc->line,
+	    where, what, strerror(errno));
 	if (fd != -1)
 		close(fd);
 	return -1;
@@ -98,10 +98,7 @@ listener_set_build(const struct listen_set *cur, const struct config *conf,
 		if (m >= 0) {
 			taken[m] = true;
 			ls->fd = cur->socks[m].fd;
-			/* The backlog may have changed: listen() again sets it. */
-			(void)listen(ls->fd, lc->backlog);
-			(void)listener_defer(ls->fd, conf);
-			continue;
+			continue;	/* its settings change only at commit */
 		}
 		if ((ls->fd = listener_open(lc, conf, errs)) == -1) {
 			for (size_t j = 0; j < i; j++)
@@ -121,8 +118,18 @@ listener_set_build(const struct listen_set *cur, const struct config *conf,
 	return 0;
 }
 
+/* Stops a listening socket in every process that shares it (old workers
+ * hold copies until they exit) and frees its port, then closes ours. */
+static void
+listener_stop(int fd)
+{
+	(void)shutdown(fd, SHUT_RDWR);
+	close(fd);
+}
+
 void
-listener_set_commit(struct listen_set *cur, struct listen_set *next)
+listener_set_commit(struct listen_set *cur, struct listen_set *next,
+    const struct config *conf)
 {
 	for (size_t i = 0; i < cur->n; i++) {
 		bool kept = false;
@@ -130,7 +137,12 @@ listener_set_commit(struct listen_set *cur, struct listen_set *next)
 		for (size_t j = 0; j < next->n && !kept; j++)
 			kept = next->socks[j].fd == cur->socks[i].fd;
 		if (!kept)
-			close(cur->socks[i].fd);
+			listener_stop(cur->socks[i].fd);
+	}
+	/* Carried-over sockets take the new backlog and defer time. */
+	for (size_t j = 0; j < next->n; j++) {
+		(void)listen(next->socks[j].fd, conf->listeners[j].backlog);
+		(void)listener_defer(next->socks[j].fd, conf);
 	}
 	free(cur->socks);
 	*cur = *next;
@@ -142,7 +154,7 @@ void
 listener_set_close(struct listen_set *set)
 {
 	for (size_t i = 0; i < set->n; i++)
-		close(set->socks[i].fd);
+		listener_stop(set->socks[i].fd);
 	free(set->socks);
 	set->socks = NULL;
 	set->n = 0;

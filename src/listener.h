@@ -26,10 +26,13 @@ struct listen_set {
  * rest. On failure closes what it opened, writes why to errs, returns -1. */
 int listener_set_build(const struct listen_set *cur, const struct config *conf,
     struct listen_set *next, FILE *errs);
-/* Replaces cur by next, closing the sockets of cur that next does not use. */
-void listener_set_commit(struct listen_set *cur, struct listen_set *next);
+/* Replaces cur by next: stops the sockets of cur that next does not use
+ * and applies conf's backlog and defer time to the rest. */
+void listener_set_commit(struct listen_set *cur, struct listen_set *next,
+    const struct config *conf);
 /* Undoes listener_set_build: closes what next opened, not what it shares. */
 void listener_set_discard(const struct listen_set *cur, struct listen_set *next);
+/* Stops every socket of set (in every process that shares them). */
 void listener_set_close(struct listen_set *set);
 
 #endif

@@ -1,4 +1,5 @@
 /* main.c: command line, configuration check, start of the master. */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *path = DEFAULT_CONFIG;
+	char abspath[PATH_MAX];
 	bool check = false, foreground = false, debug = false;
 	struct config *conf;
 	int ch;
@@ -82,6 +84,9 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	/* The daemon changes to / and reloads from this path later. */
+	if (!check && realpath(path, abspath) != NULL)
+		path = abspath;
 	/* Until the configuration names a facility, errors go to daemon and
 	 * to stderr, so that a failed start is seen where it was typed. */
 	log_init("socks5d", LOG_DAEMON, debug ? LOG_DEBUG : LOG_INFO, !check);

@@ -140,13 +140,14 @@ worker_spawn(struct generation *g)
 	struct worker w;
 	struct sb_slot *slot;
 	int idx = scoreboard_find_free(g->sb);
-	pid_t pid;
+	pid_t pid, master;
 
 	if (idx == -1)
 		return false;
 	slot = &g->sb->slots[idx];
 	memset(slot, 0, sizeof(*slot));
 	scoreboard_set_state(g->sb, slot, SB_STARTING);
+	master = getpid();
 	pid = fork();
 	if (pid == -1) {
 		log_warn("fork");
@@ -162,7 +163,7 @@ worker_spawn(struct generation *g)
 		w.slot = slot;
 		w.listen_fds = g->fds;
 		w.notify_fd = m.notify_wr;
-		w.master = getppid();
+		w.master = master;
 		slot->pid = getpid();
 		worker_main(&w);
 	}
@@ -233,19 +234,23 @@ pool_maintain(void)
 	}
 	if (now < m.spawn_pause_until)
 		return true;
+	/* max bounds every live worker, old generations' included. */
 	size_t want = (size_t)c->workers.min_spare - idle;
-	size_t room = g->nworkers < (size_t)c->workers.max ?
-	    (size_t)c->workers.max - g->nworkers : 0;
+	size_t room = m.nchildren < (size_t)c->workers.max ?
+	    (size_t)c->workers.max - m.nchildren : 0;
 	size_t n = want < room ? want : room;
 	if (n > (size_t)m.spawn_rate)
 		n = (size_t)m.spawn_rate;
 	for (size_t i = 0; i < n; i++)
 		if (!worker_spawn(g))
 			break;
-	if (room == 0 && now - m.last_full_log >= POOL_FULL_LOG_MS) {
-		log_warnx("pool-full workers=%zu max=%d: clients wait in the listen backlog",
-		    g->nworkers, c->workers.max);
-		m.last_full_log = now;
+	if (room == 0) {
+		if (now - m.last_full_log >= POOL_FULL_LOG_MS) {
+			log_warnx("pool-full workers=%zu max=%d: clients wait in the listen backlog",
+			    m.nchildren, c->workers.max);
+			m.last_full_log = now;
+		}
+		return false;	/* nothing to do until a worker exits */
 	}
 	if (m.spawn_rate < MAX_SPAWN_RATE)
 		m.spawn_rate *= 2;
@@ -370,10 +375,10 @@ master_reload(void)
 		return;
 	}
 	conf->switch_user = geteuid() == 0;
-	listener_set_commit(&m.listeners, &next);
 	m.current->next = m.draining;
 	m.draining = m.current;
 	signal_children(m.draining, SIGUSR1);
+	listener_set_commit(&m.listeners, &next, conf);
 	m.current = g;
 	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
 	log_set_facility(conf->log.facility);
@@ -491,7 +496,9 @@ master_wait(bool fast)
 
 	if (m.stopping) {
 		int64_t left = m.stop_deadline - io_now_ms();
-		timeout = left < 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
+		/* After the deadline, only reaping is left: no spinning. */
+		timeout = left < FAST_TICK_MS ? FAST_TICK_MS :
+		    left < TICK_MS ? (int)left : TICK_MS;
 	}
 	if (poll(pfd, 2, timeout) == -1 && errno != EINTR)
 		fatal("poll");

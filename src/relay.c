@@ -286,6 +286,29 @@ wake_on_events(struct dir dirs[2], const struct pollfd pfd[2])
 	}
 }
 
+/* poll() reports a hang-up or an error even on a socket it was asked
+ * nothing about; when no pending operation would run into it (nothing to
+ * read there, nothing to write), the loop would spin. Returns the socket
+ * that is gone with errno set, or -1. */
+static int
+hangup_unseen(const struct pollfd pfd[2])
+{
+	for (int i = 0; i < 2; i++) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (pfd[i].events != 0 ||
+		    !(pfd[i].revents & (POLLHUP | POLLERR)))
+			continue;
+		if ((pfd[i].revents & POLLERR) &&
+		    getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		errno = err != 0 ? err : ECONNRESET;
+		return pfd[i].fd;
+	}
+	return -1;
+}
+
 static void
 finish(struct relay_result *res, struct dir dirs[2], enum relay_end end,
     int err)
@@ -304,7 +327,7 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 	struct dir dirs[2];
 	struct pollfd pfd[2];
 	bool splice_mode = ctx->mode == RELAY_SPLICE && have_pipes(ctx);
-	int64_t last = io_now_ms(), stop_deadline = -1;
+	int64_t last = io_now_ms(), stop_deadline;
 	int first_eof = -1, bad_fd = -1;
 
 	if (!splice_mode)
@@ -346,12 +369,8 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 			continue;
 
 		now = io_now_ms();
-		if (*lim->stopping && stop_deadline == -1) {
-			stop_deadline = now + lim->shutdown_ms;
-			if (lim->on_stop != NULL)
-				lim->on_stop();
-		}
-		if (stop_deadline != -1 && now >= stop_deadline) {
+		stop_deadline = io_cutoff();
+		if (stop_deadline != 0 && now >= stop_deadline) {
 			finish(res, dirs, RELAY_END_SHUTDOWN, 0);
 			break;
 		}
@@ -360,7 +379,7 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 			break;
 		}
 		timeout = (int)(last + lim->idle_ms - now);
-		if (stop_deadline != -1 && stop_deadline - now < timeout)
+		if (stop_deadline != 0 && stop_deadline - now < timeout)
 			timeout = (int)(stop_deadline - now);
 		pfd[0].fd = client;
 		pfd[0].events = dir_events_src(&dirs[RELAY_UP]) |
@@ -374,6 +393,8 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 			bad_fd = -1;
 			goto failed;
 		}
+		if (r > 0 && (bad_fd = hangup_unseen(pfd)) != -1)
+			goto failed;
 		if (r > 0)
 			wake_on_events(dirs, pfd);
 	}

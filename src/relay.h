@@ -33,9 +33,6 @@ enum relay_end {
 
 struct relay_limits {
 	int idle_ms;
-	int shutdown_ms;			/* grace once *stopping is set */
-	const volatile sig_atomic_t *stopping;
-	void (*on_stop)(void);			/* called once when *stopping is seen */
 };
 
 struct relay_result {
@@ -50,7 +47,7 @@ struct relay_result {
 void relay_init(struct relay_ctx *ctx, const struct config *conf);
 void relay_free(struct relay_ctx *ctx);
 /* Relays until both directions are done, an error, the idle timeout or the
- * shutdown grace. pending: bytes the client sent after its request, which
+ * shutdown grace (io_cutoff()). pending: bytes the client sent after its request, which
  * go to the target first. Both sockets must be non-blocking. The slot's
  * byte counts are kept current. */
 void relay_run(struct relay_ctx *ctx, int client, int target,

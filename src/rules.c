@@ -48,6 +48,25 @@ first_match(const struct rule *rules, size_t n, const struct sockaddr *client,
 	return v;
 }
 
+bool
+rules_may_pass(const struct config *conf, const struct sockaddr *client,
+    uint8_t cmd, uint16_t port)
+{
+	for (size_t i = 0; i < conf->nrules; i++) {
+		const struct rule *r = &conf->rules[i];
+
+		if (!any_cidr(r->from, r->nfrom, client) ||
+		    (r->commands != 0 && !(r->commands & (1u << cmd))) ||
+		    !any_port(r->ports, r->nports, port))
+			continue;
+		/* A rule for every destination decides; one for some
+		 * destinations decides only if it lets them pass. */
+		if (r->nto == 0 || r->action == RULE_PASS)
+			return r->action == RULE_PASS;
+	}
+	return false;
+}
+
 struct verdict
 rules_match_client(const struct config *conf, const struct sockaddr *client)
 {

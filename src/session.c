@@ -57,7 +57,7 @@ session_fill(struct session *s)
 	if (n == 0)
 		s->end = "client";
 	else if (errno == ETIMEDOUT)
-		s->end = "timeout";
+		s->end = io_cut_off() ? "shutdown" : "timeout";
 	else if (errno == ECONNRESET)
 		s->end = "client";
 	else
@@ -76,7 +76,8 @@ static int
 session_send(struct session *s, const uint8_t *buf, size_t len)
 {
 	if (io_write_all(s->fd, buf, len, s->deadline) == -1) {
-		s->end = errno == ETIMEDOUT ? "timeout" : "client";
+		s->end = errno != ETIMEDOUT ? "client" :
+		    io_cut_off() ? "shutdown" : "timeout";
 		return -1;
 	}
 	return 0;
@@ -186,6 +187,13 @@ session_connect(struct session *s, const struct socks5_request *req)
 	bool allowed = false;
 	int64_t deadline;
 
+	/* No lookup for a client whose request no rule could let through:
+	 * the proxy is not a name oracle for clients it refuses. */
+	if (!rules_may_pass(s->conf, (struct sockaddr *)&s->peer, req->cmd,
+	    req->dst.port)) {
+		s->end = "refused";
+		return SOCKS5_REP_NOT_ALLOWED;
+	}
 	err = connect_resolve(&req->dst, addrs, &n);
 	if (err != 0) {
 		s->end = "failed";
@@ -201,19 +209,24 @@ session_connect(struct session *s, const struct socks5_request *req)
 		if (!v.pass)
 			continue;
 		allowed = true;
-		s->target_addr = addrs[i];
-		s->has_target = true;
 		err = connect_to(s->conf, sa, deadline, &s->target);
-		if (err == 0)
+		if (err == 0) {
+			s->target_addr = addrs[i];
+			s->has_target = true;
 			return SOCKS5_REP_SUCCEEDED;
+		}
 		last_err = err;
 		log_debug("connect %s: %s", s->dst, strerror(err));
-		if (io_now_ms() >= deadline)
+		if (io_now_ms() >= deadline || io_cut_off())
 			break;
 	}
 	if (!allowed) {
 		s->end = "refused";
 		return SOCKS5_REP_NOT_ALLOWED;
+	}
+	if (io_cut_off()) {
+		s->end = "shutdown";
+		return SOCKS5_REP_GENERAL_FAILURE;
 	}
 	s->end = "failed";
 	return socks5_rep_from_errno(last_err);
@@ -224,9 +237,6 @@ session_relay(struct session *s)
 {
 	struct relay_limits lim = {
 		.idle_ms = s->conf->timeouts.idle * 1000,
-		.shutdown_ms = s->conf->timeouts.shutdown * 1000,
-		.stopping = &worker_stopping,
-		.on_stop = worker_close_listeners,
 	};
 	struct relay_result res;
 

@@ -20,10 +20,6 @@
 volatile sig_atomic_t worker_stopping;
 volatile sig_atomic_t worker_retiring;
 
-static const int *closable_fds;	/* this worker's listeners, for closing */
-static size_t nclosable;
-static int listeners_closed;
-
 /* Written by the signal handlers and watched by epoll, so that a stop
  * signal arriving between the flag check and the wait still wakes it. */
 static int wake_pipe[2] = { -1, -1 };
@@ -38,10 +34,14 @@ wake(void)
 	errno = saved;
 }
 
+static int64_t grace_ms;
+
 static void
 on_stop(int sig)
 {
 	(void)sig;
+	if (!worker_stopping)
+		io_set_cutoff(io_now_ms() + grace_ms);
 	worker_stopping = 1;
 	wake();
 }
@@ -52,16 +52,6 @@ on_retire(int sig)
 	(void)sig;
 	worker_retiring = 1;
 	wake();
-}
-
-void
-worker_close_listeners(void)
-{
-	if (listeners_closed)
-		return;
-	listeners_closed = 1;
-	for (size_t i = 0; i < nclosable; i++)
-		close(closable_fds[i]);
 }
 
 /* setgroups, setresgid, setresuid, in that order, fatal on any failure
@@ -81,7 +71,7 @@ worker_drop_privileges(const struct worker *w)
 		if (setresuid(uid, uid, uid) == -1)
 			fatal("setresuid %u", (unsigned)uid);
 	}
-	if (getuid() == 0 || geteuid() == 0)
+	if (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0)
 		fatalx("worker would run sessions as root: refusing");
 	/* Set after the uid change, which clears it. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
@@ -168,7 +158,12 @@ worker_accept(struct worker *w, int ep, struct sockaddr_storage *peer,
 				*li = last;
 				return fd;
 			}
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			if (errno == EINVAL) {
+				/* The master stopped this listener (reload or
+				 * stop): leave it; an exit signal follows. */
+				(void)epoll_ctl(ep, EPOLL_CTL_DEL,
+				    w->listen_fds[last], NULL);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			    errno != EINTR && errno != ECONNABORTED) {
 				/* EMFILE and friends: back off, do not spin. */
 				log_warn("accept");
@@ -210,8 +205,7 @@ worker_main(struct worker *w)
 	int ep, fd;
 
 	log_set_role("worker");
-	closable_fds = w->listen_fds;
-	nclosable = w->conf->nlisteners;
+	grace_ms = (int64_t)w->conf->timeouts.shutdown * 1000;
 	worker_signals();
 	worker_drop_privileges(w);
 	relay_init(&w->relay, w->conf);
@@ -231,6 +225,5 @@ worker_main(struct worker *w)
 	}
 	close(ep);
 	relay_free(&w->relay);
-	worker_close_listeners();
 	exit(0);
 }

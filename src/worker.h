@@ -28,8 +28,5 @@ extern volatile sig_atomic_t worker_retiring;
 
 /* Runs in the child right after fork; never returns. */
 noreturn void worker_main(struct worker *w);
-/* Closes this worker's copies of the listening sockets, so that a stopping
- * daemon refuses new clients instead of queueing them. */
-void worker_close_listeners(void);
 
 #endif
