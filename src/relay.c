@@ -286,25 +286,30 @@ wake_on_events(struct dir dirs[2], const struct pollfd pfd[2])
 	}
 }
 
-/* poll() reports a hang-up or an error even on a socket it was asked
- * nothing about; when no pending operation would run into it (nothing to
- * read there, nothing to write), the loop would spin. Returns the socket
- * that is gone with errno set, or -1. */
+/* poll() reports hang-ups and errors even on a socket it was asked
+ * nothing about. An error there (a reset) ends the session: no pending
+ * operation would ever see it. A clean hang-up (both halves shut) may still
+ * leave bytes to read once the other side drains, so that socket is left
+ * out of the poll set until it is wanted again; polling it would spin.
+ * Returns the socket that failed, with errno set, or -1. */
 static int
-hangup_unseen(const struct pollfd pfd[2])
+check_unpolled(const struct pollfd pfd[2], bool hup[2])
 {
 	for (int i = 0; i < 2; i++) {
 		int err = 0;
 		socklen_t len = sizeof(err);
 
-		if (pfd[i].events != 0 ||
-		    !(pfd[i].revents & (POLLHUP | POLLERR)))
+		if (pfd[i].events != 0 || pfd[i].fd == -1)
 			continue;
-		if ((pfd[i].revents & POLLERR) &&
-		    getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-			err = errno;
-		errno = err != 0 ? err : ECONNRESET;
-		return pfd[i].fd;
+		if (pfd[i].revents & POLLERR) {
+			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err,
+			    &len) == -1)
+				err = errno;
+			errno = err != 0 ? err : ECONNRESET;
+			return pfd[i].fd;
+		}
+		if (pfd[i].revents & POLLHUP)
+			hup[i] = true;
 	}
 	return -1;
 }
@@ -329,6 +334,7 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 	bool splice_mode = ctx->mode == RELAY_SPLICE && have_pipes(ctx);
 	int64_t last = io_now_ms(), stop_deadline;
 	int first_eof = -1, bad_fd = -1;
+	bool hup[2] = { false, false };	/* per pfd: clean hang-up seen */
 
 	if (!splice_mode)
 		ensure_bufs(ctx);
@@ -387,13 +393,17 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 		pfd[1].fd = target;
 		pfd[1].events = dir_events_src(&dirs[RELAY_DOWN]) |
 		    dir_events_dst(&dirs[RELAY_UP]);
-		pfd[0].revents = pfd[1].revents = 0;
+		for (int i = 0; i < 2; i++) {
+			pfd[i].revents = 0;
+			if (pfd[i].events == 0 && hup[i])
+				pfd[i].fd = -1;
+		}
 		r = poll(pfd, 2, timeout);
 		if (r == -1 && errno != EINTR) {
 			bad_fd = -1;
 			goto failed;
 		}
-		if (r > 0 && (bad_fd = hangup_unseen(pfd)) != -1)
+		if (r > 0 && (bad_fd = check_unpolled(pfd, hup)) != -1)
 			goto failed;
 		if (r > 0)
 			wake_on_events(dirs, pfd);
