@@ -134,41 +134,58 @@ worker_should_exit(const struct worker *w)
 	    w->slot->sessions >= (uint64_t)w->conf->workers.max_sessions);
 }
 
+/* One non-blocking accept on listener li: the socket, or -1 (errno). An
+ * EINVAL means the master shut the listener down (reload or stop): it is
+ * dropped from the epoll set. */
+static int
+worker_try_accept(struct worker *w, int ep, size_t li,
+    struct sockaddr_storage *peer)
+{
+	socklen_t len = sizeof(*peer);
+	int fd = accept4(w->listen_fds[li], (struct sockaddr *)peer, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd != -1 || errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR || errno == ECONNABORTED)
+		return fd;
+	if (errno == EINVAL) {
+		(void)epoll_ctl(ep, EPOLL_CTL_DEL, w->listen_fds[li], NULL);
+	} else {
+		/* EMFILE and friends: back off, do not spin. */
+		log_warn("accept");
+		usleep(100000);
+	}
+	return -1;
+}
+
 /* Waits for one client. Returns its socket, or -1 when it is time to exit.
  * Under load a client is usually waiting already, so while the last try
- * found one, accept is tried before waiting (one system call, not two). */
+ * found one, accept is tried before waiting (one system call, not two).
+ * EPOLLEXCLUSIVE wakes one worker per connection: a worker told to exit
+ * may have been the one woken, so before it goes it looks once more, and
+ * serves what it finds, rather than leave a client with no one awake. */
 static int
 worker_accept(struct worker *w, int ep, struct sockaddr_storage *peer,
     size_t *li)
 {
 	static size_t last;
-	static bool try_first;
+	static bool try_first, swept;
 	struct epoll_event evs[CONFIG_MAX_LISTENERS + 1];
+	int fd, n;
 
 	for (;;) {
-		socklen_t len = sizeof(*peer);
-		int fd, n;
-
-		if (worker_should_exit(w))
+		if (worker_should_exit(w)) {
+			for (size_t i = 0; !swept && i < w->conf->nlisteners; i++)
+				if ((fd = worker_try_accept(w, ep, i, peer)) != -1) {
+					*li = i;
+					return fd;
+				}
+			swept = true;
 			return -1;
-		if (try_first) {
-			fd = accept4(w->listen_fds[last], (struct sockaddr *)peer,
-			    &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-			if (fd != -1) {
-				*li = last;
-				return fd;
-			}
-			if (errno == EINVAL) {
-				/* The master stopped this listener (reload or
-				 * stop): leave it; an exit signal follows. */
-				(void)epoll_ctl(ep, EPOLL_CTL_DEL,
-				    w->listen_fds[last], NULL);
-			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED) {
-				/* EMFILE and friends: back off, do not spin. */
-				log_warn("accept");
-				usleep(100000);
-			}
+		}
+		if (try_first && (fd = worker_try_accept(w, ep, last, peer)) != -1) {
+			*li = last;
+			return fd;
 		}
 		try_first = false;
 		n = epoll_wait(ep, evs, CONFIG_MAX_LISTENERS + 1, -1);
@@ -179,13 +196,16 @@ worker_accept(struct worker *w, int ep, struct sockaddr_storage *peer,
 				char buf[16];
 				while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
 					;
-			} else {
-				last = (size_t)evs[i].data.u64;
+				continue;
+			}
+			/* Woken for a client: take it, even if told to exit. */
+			last = (size_t)evs[i].data.u64;
+			if ((fd = worker_try_accept(w, ep, last, peer)) != -1) {
+				*li = last;
 				try_first = true;
+				return fd;
 			}
 		}
-		if (try_first)
-			continue;
 	}
 }
 
