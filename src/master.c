@@ -54,6 +54,7 @@ static struct {
 	int start_failures;		/* workers in a row that died starting */
 	int64_t spawn_pause_until;
 	int64_t last_full_log;
+	int64_t last_retire;
 	bool stopping, killed;
 	int64_t stop_deadline;
 	bool debug;
@@ -198,23 +199,25 @@ pool_idle(const struct generation *g)
 	return idle;
 }
 
+/* Retires n idle workers of g. */
 static void
-pool_retire_one(struct generation *g)
+pool_retire(struct generation *g, size_t n)
 {
-	for (size_t i = 0; i < m.nchildren; i++) {
+	for (size_t i = 0; i < m.nchildren && n > 0; i++) {
 		struct child *c = &m.children[i];
 
 		if (c->gen == g && !c->retiring &&
 		    atomic_load(&g->sb->slots[c->slot].state) == SB_IDLE) {
 			c->retiring = true;
 			kill(c->pid, SIGUSR1);
-			return;
+			n--;
 		}
 	}
 }
 
 /* Keeps min_spare..max_spare idle workers, at most max in all, spawning
- * 1, 2, 4, ... per tick while short. Returns whether to tick fast. */
+ * 1, 2, 4, ... per tick while short, retiring half the excess per tick.
+ * Returns whether to tick fast. */
 static bool
 pool_maintain(void)
 {
@@ -224,7 +227,12 @@ pool_maintain(void)
 	int64_t now = io_now_ms();
 
 	if (idle > (size_t)c->workers.max_spare) {
-		pool_retire_one(g);
+		/* Gradually: half the excess once a tick (not at every wake-up),
+		 * so that load that comes back soon still finds workers. */
+		if (now - m.last_retire >= TICK_MS) {
+			pool_retire(g, (idle - (size_t)c->workers.max_spare + 1) / 2);
+			m.last_retire = now;
+		}
 		m.spawn_rate = 1;
 		return false;
 	}

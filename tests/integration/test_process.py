@@ -296,6 +296,48 @@ class ProcessBase(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
 
 
+    # ---- the pool follows the load
+
+    def test_pool_grows_with_load_and_shrinks_after(self):
+        d = self.start(workers=dict(min_spare=2, max_spare=3, max=32))
+        wait_until(lambda: len(d.workers_pids()) >= 2, 10, "min_spare workers")
+        held = []
+        try:
+            for i in range(12):
+                s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+                held.append(s)
+            # 12 busy and min_spare idle on top of them.
+            wait_until(lambda: len(d.workers_pids()) >= 14, 15,
+                       "the pool grows to 12 busy + 2 idle workers")
+            for s in held:
+                echo_roundtrip(s, b"still served")
+        finally:
+            for s in held:
+                s.close()
+        # All idle now: the extra ones are retired down to max_spare.
+        wait_until(lambda: len(d.workers_pids()) <= 3, 20,
+                   "the pool shrinks back to max_spare idle workers")
+        self.serve_ok(d.port)
+        self.assertEqual(d.stop(), 0)
+
+    def test_pool_full_is_logged_and_waiting_client_served(self):
+        d = self.start(workers=dict(min_spare=1, max_spare=2, max=2))
+        mark = d.mark()
+        a, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        b, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with a, b:
+            line = d.wait_log(r"pool-full workers=2 max=2", mark, 10)
+            self.assertIn("pool-full", line)
+            # A third client waits in the backlog until a worker is free.
+            c = connect_proxy(("127.0.0.1", d.port))
+            with c:
+                c.sendall(b"\x05\x01\x00")
+                a.close()
+                self.assertEqual(recv_exact(c, 2, 10), b"\x05\x00")
+            echo_roundtrip(b, b"b still served")
+        self.assertEqual(d.stop(), 0)
+
+
 class ProcessSplice(ProcessBase):
     relay = "splice"
 
