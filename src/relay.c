@@ -227,7 +227,11 @@ dir_setup(struct dir *d, struct relay_ctx *ctx, int idx, bool splice_mode,
 	memset(d, 0, sizeof(*d));
 	d->src = src;
 	d->dst = dst;
-	d->rd_ready = d->wr_ready = true;
+	/* A session starts with the client waiting for the reply and the
+	 * target for the request: asking poll first saves two reads that
+	 * would only say EAGAIN. Writing is worth trying at once. */
+	d->rd_ready = false;
+	d->wr_ready = true;
 	if (splice_mode) {
 		d->prd = ctx->pipes[idx][0];
 		d->pwr = ctx->pipes[idx][1];

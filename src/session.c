@@ -31,6 +31,7 @@ struct session {
 	uint8_t in[SESSION_INBUF];	/* received and not yet consumed */
 	size_t inlen;
 	int cmd;			/* -1 until a request is read */
+	bool await_reply;		/* the client must read before it sends */
 	char dst[SOCKS5_MAX_DOMAIN * 4 + 16];	/* escaped, for the log */
 	int rep;			/* reply code sent, -1 if none */
 	int rule;			/* rule number, -1 if none applied */
@@ -48,12 +49,26 @@ session_fill(struct session *s)
 		s->end = "protocol";
 		return -1;
 	}
+	if (s->await_reply) {
+		/* The client reads our answer before it sends more: wait
+		 * first instead of a read that would say EAGAIN. */
+		int ready = io_wait(s->fd, POLLIN, s->deadline);
+
+		s->await_reply = false;
+		if (ready <= 0) {
+			if (ready == 0)
+				errno = ETIMEDOUT;
+			n = -1;
+			goto failed;
+		}
+	}
 	n = io_read_some(s->fd, s->in + s->inlen, sizeof(s->in) - s->inlen,
 	    s->deadline);
 	if (n > 0) {
 		s->inlen += (size_t)n;
 		return 0;
 	}
+failed:
 	if (n == 0)
 		s->end = "client";
 	else if (errno == ETIMEDOUT)
@@ -117,6 +132,7 @@ session_negotiate(struct session *s)
 	method = socks5_select_method(s->lc->methods, (size_t)s->lc->nmethods, &g);
 	if (session_send(s, out, socks5_write_method(out, method)) == -1)
 		return -1;
+	s->await_reply = true;
 	if (method == SOCKS5_METHOD_NO_ACCEPTABLE) {
 		s->end = "noauth";
 		return -1;
