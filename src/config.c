@@ -315,7 +315,7 @@ parse_listener(struct parse *p, const config_setting_t *l,
 	config_setting_t *s;
 
 	lc->line = (int)config_setting_source_line(l);
-	lc->backlog = 511;
+	lc->backlog = 4096;	/* a burst waits here while the pool grows */
 	lc->methods[0] = SOCKS5_METHOD_NONE;
 	lc->nmethods = 1;
 	if (config_setting_type(l) != CONFIG_TYPE_GROUP) {

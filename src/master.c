@@ -22,6 +22,7 @@
 #define FAST_TICK_MS 100
 #define MAX_SPAWN_RATE 64
 #define POOL_FULL_LOG_MS 60000
+#define RETIRE_MS 2000
 
 /* One configuration and the workers started with it. */
 struct generation {
@@ -55,6 +56,7 @@ static struct {
 	int64_t spawn_pause_until;
 	int64_t last_full_log;
 	int64_t last_retire;
+	size_t idle_low;		/* fewest idle workers since last_retire */
 	bool stopping, killed;
 	int64_t stop_deadline;
 	bool debug;
@@ -216,7 +218,7 @@ pool_retire(struct generation *g, size_t n)
 }
 
 /* Keeps min_spare..max_spare idle workers, at most max in all, spawning
- * 1, 2, 4, ... per tick while short, retiring half the excess per tick.
+ * 1, 2, 4, ... per tick while short, retiring half of a lasting excess.
  * Returns whether to tick fast. */
 static bool
 pool_maintain(void)
@@ -226,13 +228,18 @@ pool_maintain(void)
 	size_t idle = pool_idle(g);
 	int64_t now = io_now_ms();
 
+	/* Retire only what stayed idle for a whole period, half of it at a
+	 * time: retiring on a momentary peak forks again at the next dip. */
+	if (idle < m.idle_low)
+		m.idle_low = idle;
+	if (now - m.last_retire >= RETIRE_MS) {
+		if (m.idle_low > (size_t)c->workers.max_spare)
+			pool_retire(g, (m.idle_low -
+			    (size_t)c->workers.max_spare + 1) / 2);
+		m.idle_low = SIZE_MAX;
+		m.last_retire = now;
+	}
 	if (idle > (size_t)c->workers.max_spare) {
-		/* Gradually: half the excess once a tick (not at every wake-up),
-		 * so that load that comes back soon still finds workers. */
-		if (now - m.last_retire >= TICK_MS) {
-			pool_retire(g, (idle - (size_t)c->workers.max_spare + 1) / 2);
-			m.last_retire = now;
-		}
 		m.spawn_rate = 1;
 		return false;
 	}
@@ -462,6 +469,7 @@ master_setup(void)
 	m.notify_rd = p[0];
 	m.notify_wr = p[1];
 	m.spawn_rate = 1;
+	m.idle_low = SIZE_MAX;
 }
 
 static void

@@ -201,7 +201,7 @@ START_TEST(minimal_defaults)
 	lc = &l.conf->listeners[0];
 	assert_sockaddr(&lc->addr, "127.0.0.1:1080");
 	ck_assert_uint_eq(lc->addrlen, sizeof(struct sockaddr_in));
-	ck_assert_int_eq(lc->backlog, 511);
+	ck_assert_int_eq(lc->backlog, 4096);
 	ck_assert_int_eq(lc->nmethods, 1);
 	ck_assert_uint_eq(lc->methods[0], SOCKS5_METHOD_NONE);
 	ck_assert_int_eq(lc->line, 2);
