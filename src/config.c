@@ -252,7 +252,7 @@ static void
 parse_relay(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "mode", "pipe_size",
-	    "buffer_size", NULL };
+	    "buffer_size", "park_after", "hubs", NULL };
 	config_setting_t *g = get_group(p, root, "relay");
 	const char *v;
 
@@ -272,6 +272,9 @@ parse_relay(struct parse *p, const config_setting_t *root)
 	    &p->conf->relay.pipe_size);
 	get_int(p, g, "relay", "buffer_size", 1024, 1 << 20,
 	    &p->conf->relay.buffer_size);
+	get_int(p, g, "relay", "park_after", 0, 86400,
+	    &p->conf->relay.park_after);
+	get_int(p, g, "relay", "hubs", 1, 64, &p->conf->relay.hubs);
 }
 
 static void
@@ -608,6 +611,8 @@ set_defaults(struct config *c)
 	c->relay.mode = RELAY_SPLICE;
 	c->relay.pipe_size = 65536;
 	c->relay.buffer_size = 65536;
+	c->relay.park_after = 30;
+	c->relay.hubs = 1;
 }
 
 static void

@@ -62,6 +62,8 @@ struct config {
 		enum relay_mode mode;
 		int pipe_size;
 		int buffer_size;
+		int park_after;		/* seconds idle before a hub takes it; 0 never */
+		int hubs;		/* hub processes per generation */
 	} relay;
 	struct listener_conf *listeners;
 	size_t nlisteners;

@@ -8,9 +8,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hub.h"
 #include "io.h"
 #include "listener.h"
 #include "log.h"
@@ -23,6 +25,21 @@
 #define MAX_SPAWN_RATE 64
 #define POOL_FULL_LOG_MS 60000
 #define RETIRE_MS 2000
+#define HUB_RESPAWN_MS 1000
+/* Messages a worker may queue to its hub before sends say EAGAIN: a hub
+ * that is not reading (fd limit) leaves few sessions waiting in the queue. */
+#define HUB_QUEUE_MSGS 32
+
+enum { CHAN_HUB = 0, CHAN_WORKER = 1 };
+
+/* A hub of a generation. Its channel belongs to the generation, not to the
+ * process: a respawned hub goes on reading where the dead one stopped, and
+ * the workers keep the end they inherited. */
+struct hub_slot {
+	pid_t pid;			/* 0 while not running */
+	int chan[2];			/* [CHAN_HUB], [CHAN_WORKER] */
+	int64_t spawned;
+};
 
 /* One configuration and the workers started with it. */
 struct generation {
@@ -30,16 +47,22 @@ struct generation {
 	struct config *conf;
 	struct scoreboard *sb;
 	int *fds;			/* listening sockets, per conf listener */
-	size_t nworkers;		/* live children */
+	size_t nworkers;		/* live workers */
+	struct hub_slot *hubs;		/* none when relay.park_after is 0 */
+	size_t nhubs;
+	size_t livehubs;		/* running hub processes */
 	struct generation *next;	/* older generations still draining */
 };
 
 /* The master's own record of its children: what it signals comes from
  * here, never from the scoreboard that workers can write. */
+enum child_role { CHILD_WORKER, CHILD_HUB };
+
 struct child {
 	pid_t pid;
 	struct generation *gen;
-	int slot;
+	int slot;			/* scoreboard slot, or hub index */
+	enum child_role role;
 	bool retiring;
 };
 
@@ -49,6 +72,7 @@ static struct {
 	struct listen_set listeners;
 	struct child *children;
 	size_t nchildren, cap;
+	size_t nhubs;			/* of nchildren, the hubs */
 	int sigfd, notify_rd, notify_wr;
 	unsigned next_gen;
 	int spawn_rate;
@@ -63,6 +87,31 @@ static struct {
 } m;
 
 static void master_reap(void);
+
+/* One SOCK_SEQPACKET pair per hub: messages keep their bounds and carry
+ * fds. Without them the generation simply does not park. */
+static void
+generation_channels(struct generation *g)
+{
+	size_t n = g->conf->relay.park_after > 0 ?
+	    (size_t)g->conf->relay.hubs : 0;
+	int sndbuf = HUB_QUEUE_MSGS * (int)sizeof(struct hub_msg);
+
+	if (n == 0)
+		return;
+	if ((g->hubs = calloc(n, sizeof(*g->hubs))) == NULL)
+		fatal("calloc");
+	for (size_t i = 0; i < n; i++) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		    g->hubs[i].chan) == -1) {
+			log_warn("socketpair: sessions are not parked");
+			break;
+		}
+		(void)setsockopt(g->hubs[i].chan[CHAN_WORKER], SOL_SOCKET,
+		    SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		g->nhubs++;
+	}
+}
 
 static struct generation *
 generation_new(struct config *conf, const struct listen_set *ls)
@@ -82,12 +131,18 @@ generation_new(struct config *conf, const struct listen_set *ls)
 		g->fds[i] = ls->socks[i].fd;
 	g->conf = conf;
 	g->id = ++m.next_gen;
+	generation_channels(g);
 	return g;
 }
 
 static void
 generation_free(struct generation *g)
 {
+	for (size_t i = 0; i < g->nhubs; i++) {
+		close(g->hubs[i].chan[CHAN_HUB]);
+		close(g->hubs[i].chan[CHAN_WORKER]);
+	}
+	free(g->hubs);
 	scoreboard_destroy(g->sb);
 	config_free(g->conf);
 	free(g->fds);
@@ -102,7 +157,7 @@ generation_collect(void)
 
 	while (*pp != NULL) {
 		struct generation *g = *pp;
-		if (g->nworkers == 0) {
+		if (g->nworkers == 0 && g->livehubs == 0) {
 			*pp = g->next;
 			log_debug("generation %u finished", g->id);
 			generation_free(g);
@@ -113,7 +168,7 @@ generation_collect(void)
 }
 
 static void
-child_add(pid_t pid, struct generation *g, int slot)
+child_add(pid_t pid, struct generation *g, int slot, enum child_role role)
 {
 	if (m.nchildren == m.cap) {
 		size_t cap = m.cap ? m.cap * 2 : 64;
@@ -123,18 +178,95 @@ child_add(pid_t pid, struct generation *g, int slot)
 		m.children = c;
 		m.cap = cap;
 	}
-	m.children[m.nchildren++] = (struct child){ pid, g, slot, false };
+	m.children[m.nchildren++] = (struct child){ pid, g, slot, role, false };
 }
 
-/* In the child after fork: let go of what belongs to the master. */
 static void
-worker_detach(void)
+unmap_scoreboard(struct scoreboard *sb)
+{
+	munmap(sb, sizeof(*sb) + sb->nslots * sizeof(struct sb_slot));
+}
+
+/* In the child after fork: let go of what belongs to the master, and of
+ * every hub channel end but keep (-1 for none). */
+static void
+child_detach(int keep)
 {
 	close(m.sigfd);
 	close(m.notify_rd);
 	for (struct generation *g = m.draining; g != NULL; g = g->next)
-		munmap(g->sb, sizeof(*g->sb) + g->sb->nslots *
-		    sizeof(struct sb_slot));
+		unmap_scoreboard(g->sb);
+	for (struct generation *g = m.current; g != NULL;
+	    g = g == m.current ? m.draining : g->next)
+		for (size_t i = 0; i < g->nhubs; i++)
+			for (int e = 0; e < 2; e++)
+				if (g->hubs[i].chan[e] != keep)
+					close(g->hubs[i].chan[e]);
+}
+
+/* A hub serves no listener and no scoreboard: it keeps only its channel. */
+static bool
+hub_spawn(struct generation *g, size_t i)
+{
+	struct hub_slot *hs = &g->hubs[i];
+	struct hub h;
+	pid_t pid, master = getpid();
+
+	hs->spawned = io_now_ms();
+	pid = fork();
+	if (pid == -1) {
+		log_warn("fork hub");
+		return false;
+	}
+	if (pid == 0) {
+		child_detach(hs->chan[CHAN_HUB]);
+		close(m.notify_wr);
+		for (size_t j = 0; j < m.listeners.n; j++)
+			close(m.listeners.socks[j].fd);
+		unmap_scoreboard(g->sb);
+		memset(&h, 0, sizeof(h));
+		h.conf = g->conf;
+		h.generation = g->id;
+		h.index = (int)i;
+		h.chan = hs->chan[CHAN_HUB];
+		h.master = master;
+		hub_main(&h);
+	}
+	hs->pid = pid;
+	g->livehubs++;
+	m.nhubs++;
+	child_add(pid, g, (int)i, CHILD_HUB);
+	return true;
+}
+
+/* Starts the current generation's hubs that are not running, a dead one
+ * at most once a second. Returns whether one is still missing. */
+static bool
+hubs_maintain(void)
+{
+	struct generation *g = m.current;
+	int64_t now = io_now_ms();
+	bool missing = false;
+
+	for (size_t i = 0; i < g->nhubs; i++) {
+		struct hub_slot *hs = &g->hubs[i];
+
+		if (hs->pid != 0)
+			continue;
+		if ((hs->spawned != 0 && now - hs->spawned < HUB_RESPAWN_MS) ||
+		    !hub_spawn(g, i))
+			missing = true;
+	}
+	return missing;
+}
+
+/* An old generation's hubs take no more sessions: a worker's send then
+ * fails and it keeps relaying. What is queued is still read. */
+static void
+hubs_close_channels(struct generation *g)
+{
+	for (size_t i = 0; i < g->nhubs; i++)
+		(void)shutdown(g->hubs[i].chan[CHAN_HUB], SHUT_RD);
 }
 
 static bool
@@ -158,8 +290,10 @@ worker_spawn(struct generation *g)
 		return false;
 	}
 	if (pid == 0) {
-		worker_detach();
 		memset(&w, 0, sizeof(w));
+		w.hub_fd = g->nhubs > 0 ?
+		    g->hubs[(size_t)idx % g->nhubs].chan[CHAN_WORKER] : -1;
+		child_detach(w.hub_fd);
 		w.conf = g->conf;
 		w.generation = g->id;
 		w.sb = g->sb;
@@ -172,7 +306,7 @@ worker_spawn(struct generation *g)
 	}
 	slot->pid = pid;
 	g->nworkers++;
-	child_add(pid, g, idx);
+	child_add(pid, g, idx, CHILD_WORKER);
 	return true;
 }
 
@@ -193,7 +327,7 @@ pool_idle(const struct generation *g)
 		const struct child *c = &m.children[i];
 		int st;
 
-		if (c->gen != g || c->retiring)
+		if (c->gen != g || c->role != CHILD_WORKER || c->retiring)
 			continue;
 		st = atomic_load(&g->sb->slots[c->slot].state);
 		idle += st == SB_IDLE || st == SB_STARTING;
@@ -208,7 +342,7 @@ pool_retire(struct generation *g, size_t n)
 	for (size_t i = 0; i < m.nchildren && n > 0; i++) {
 		struct child *c = &m.children[i];
 
-		if (c->gen == g && !c->retiring &&
+		if (c->gen == g && c->role == CHILD_WORKER && !c->retiring &&
 		    atomic_load(&g->sb->slots[c->slot].state) == SB_IDLE) {
 			c->retiring = true;
 			kill(c->pid, SIGUSR1);
@@ -251,8 +385,9 @@ pool_maintain(void)
 		return true;
 	/* max bounds every live worker, old generations' included. */
 	size_t want = (size_t)c->workers.min_spare - idle;
-	size_t room = m.nchildren < (size_t)c->workers.max ?
-	    (size_t)c->workers.max - m.nchildren : 0;
+	size_t nworkers = m.nchildren - m.nhubs;
+	size_t room = nworkers < (size_t)c->workers.max ?
+	    (size_t)c->workers.max - nworkers : 0;
 	size_t n = want < room ? want : room;
 	if (n > (size_t)m.spawn_rate)
 		n = (size_t)m.spawn_rate;
@@ -262,7 +397,7 @@ pool_maintain(void)
 	if (room == 0) {
 		if (now - m.last_full_log >= POOL_FULL_LOG_MS) {
 			log_warnx("pool-full workers=%zu max=%d: clients wait in the listen backlog",
-			    m.nchildren, c->workers.max);
+			    nworkers, c->workers.max);
 			m.last_full_log = now;
 		}
 		return false;	/* nothing to do until a worker exits */
@@ -285,6 +420,37 @@ log_child_exit(const struct child *c, int status, int slot_state)
 	else
 		log_debug("worker-exit pid=%ld generation=%u status=exit:0",
 		    (long)c->pid, c->gen->id);
+}
+
+/* Sessions a hub held are gone with it: its clients see the close. */
+static void
+log_hub_exit(const struct child *c, int status)
+{
+	if (WIFSIGNALED(status))
+		log_warnx("hub-exit pid=%ld generation=%u status=signal:%d: "
+		    "its parked sessions are lost", (long)c->pid, c->gen->id,
+		    WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		log_warnx("hub-exit pid=%ld generation=%u status=exit:%d: "
+		    "its parked sessions are lost", (long)c->pid, c->gen->id,
+		    WEXITSTATUS(status));
+	else
+		log_debug("hub-exit pid=%ld generation=%u status=exit:0",
+		    (long)c->pid, c->gen->id);
+}
+
+static void
+reap_hub(const struct child *c, int status)
+{
+	struct generation *g = c->gen;
+
+	log_hub_exit(c, status);
+	g->hubs[c->slot].pid = 0;
+	g->livehubs--;
+	m.nhubs--;
+	/* Only the current generation's hubs come back. */
+	if (g != m.current || m.stopping)
+		(void)shutdown(g->hubs[c->slot].chan[CHAN_HUB], SHUT_RD);
 }
 
 /* A worker that cannot even start would be respawned in a tight loop:
@@ -320,13 +486,17 @@ master_reap(void)
 
 			if (c.pid != pid)
 				continue;
+			m.children[i] = m.children[--m.nchildren];
+			if (c.role == CHILD_HUB) {
+				reap_hub(&c, status);
+				break;
+			}
 			slot = &c.gen->sb->slots[c.slot];
 			st = atomic_load(&slot->state);
 			log_child_exit(&c, status, st);
 			note_start_failure(status, st);
 			scoreboard_set_state(c.gen->sb, slot, SB_FREE);
 			c.gen->nworkers--;
-			m.children[i] = m.children[--m.nchildren];
 			break;
 		}
 	}
@@ -392,9 +562,12 @@ master_reload(void)
 	conf->switch_user = geteuid() == 0;
 	m.current->next = m.draining;
 	m.draining = m.current;
+	hubs_close_channels(m.draining);
 	signal_children(m.draining, SIGUSR1);
 	listener_set_commit(&m.listeners, &next, conf);
 	m.current = g;
+	/* Before the workers, which inherit the channels. */
+	(void)hubs_maintain();
 	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
 	log_set_facility(conf->log.facility);
 	log_info("reload generation=%u config=%s", g->id, path);
@@ -412,8 +585,8 @@ master_stop(int sig)
 	m.stop_deadline = io_now_ms() +
 	    (int64_t)m.current->conf->timeouts.shutdown * 1000 + 2000;
 	listener_set_close(&m.listeners);
-	log_info("stop signal=%s workers=%zu", sig == SIGINT ? "INT" : "TERM",
-	    m.nchildren);
+	log_info("stop signal=%s workers=%zu hubs=%zu",
+	    sig == SIGINT ? "INT" : "TERM", m.nchildren - m.nhubs, m.nhubs);
 	signal_children(NULL, SIGTERM);
 }
 
@@ -528,7 +701,7 @@ static void
 master_finish_stop(void)
 {
 	if (!m.killed && io_now_ms() >= m.stop_deadline && m.nchildren > 0) {
-		log_warnx("stop: %zu workers still busy after the grace: killing them",
+		log_warnx("stop: %zu children still busy after the grace: killing them",
 		    m.nchildren);
 		signal_children(NULL, SIGKILL);
 		m.killed = true;
@@ -560,16 +733,19 @@ master_run(struct config *conf, bool foreground, bool debug)
 	master_setup();
 	if ((m.current = generation_new(conf, &m.listeners)) == NULL)
 		fatalx("cannot start");
+	(void)hubs_maintain();
 	while (pool_idle(m.current) < (size_t)conf->workers.min_spare &&
 	    worker_spawn(m.current))
 		;
 	log_start();
 	while (!m.stopping || m.nchildren > 0) {
 		master_wait(fast);
-		if (m.stopping)
+		if (m.stopping) {
 			master_finish_stop();
-		else
+		} else {
 			fast = pool_maintain();
+			fast |= hubs_maintain();
+		}
 	}
 	log_info("exit");
 	generation_free(m.current);

@@ -318,6 +318,17 @@ check_unpolled(const struct pollfd pfd[2], bool hup[2])
 	return -1;
 }
 
+/* A session may be parked when it has been idle long enough and the
+ * handover loses nothing: no bytes held here, no half-close in progress
+ * (the hub starts both directions fresh), no stop under way. */
+static bool
+may_park(const struct relay_limits *lim, const struct dir dirs[2])
+{
+	return lim->park != NULL && lim->park_ms > 0 && io_cutoff() == 0 &&
+	    dirs[0].len == 0 && dirs[1].len == 0 &&
+	    !dirs[0].eof && !dirs[1].eof;
+}
+
 static void
 finish(struct relay_result *res, struct dir dirs[2], enum relay_end end,
     int err)
@@ -336,7 +347,7 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 	struct dir dirs[2];
 	struct pollfd pfd[2];
 	bool splice_mode = ctx->mode == RELAY_SPLICE && have_pipes(ctx);
-	int64_t last = io_now_ms(), stop_deadline;
+	int64_t last = io_now_ms(), stop_deadline, next_park = 0;
 	int first_eof = -1, bad_fd = -1;
 	bool hup[2] = { false, false };	/* per pfd: clean hang-up seen */
 
@@ -391,6 +402,25 @@ relay_run(struct relay_ctx *ctx, int client, int target,
 		timeout = (int)(last + lim->idle_ms - now);
 		if (stop_deadline != 0 && stop_deadline - now < timeout)
 			timeout = (int)(stop_deadline - now);
+		if (may_park(lim, dirs)) {
+			int64_t at = last + lim->park_ms;
+
+			if (at < next_park)
+				at = next_park;
+			if (now >= at) {
+				uint64_t bytes[2] = { dirs[RELAY_UP].bytes,
+				    dirs[RELAY_DOWN].bytes };
+
+				if (lim->park(lim->park_arg, last, bytes) == 0) {
+					finish(res, dirs, RELAY_END_PARKED, 0);
+					break;
+				}
+				/* Hub busy or gone: keep relaying, ask later. */
+				next_park = at = now + lim->park_ms;
+			}
+			if (at - now < timeout)
+				timeout = (int)(at - now);
+		}
 		pfd[0].fd = client;
 		pfd[0].events = dir_events_src(&dirs[RELAY_UP]) |
 		    dir_events_dst(&dirs[RELAY_DOWN]);
@@ -438,6 +468,8 @@ relay_end_name(enum relay_end end)
 		return "error";
 	case RELAY_END_SHUTDOWN:
 		return "shutdown";
+	case RELAY_END_PARKED:
+		return "parked";
 	}
 	return "error";
 }

@@ -29,10 +29,16 @@ enum relay_end {
 	RELAY_END_IDLE,			/* nothing moved for timeouts.idle */
 	RELAY_END_ERROR,		/* an I/O error other than a reset */
 	RELAY_END_SHUTDOWN,		/* the daemon stopped and the grace ran out */
+	RELAY_END_PARKED,		/* handed to a hub, which logs it */
 };
 
 struct relay_limits {
 	int idle_ms;
+	int park_ms;			/* idle time before parking; 0 never */
+	/* Hands the idle session over: 0 when taken. last_ms is the time of
+	 * the last activity, bytes the counts so far. */
+	int (*park)(void *arg, int64_t last_ms, const uint64_t bytes[2]);
+	void *park_arg;
 };
 
 struct relay_result {
@@ -46,8 +52,8 @@ struct relay_result {
  * relay falls back to copying, and says so once. */
 void relay_init(struct relay_ctx *ctx, const struct config *conf);
 void relay_free(struct relay_ctx *ctx);
-/* Relays until both directions are done, an error, the idle timeout or the
- * shutdown grace (io_cutoff()). pending: bytes the client sent after its request, which
+/* Relays until both directions are done, an error, the idle timeout, the
+ * shutdown grace (io_cutoff()) or a successful park (lim->park). pending: bytes the client sent after its request, which
  * go to the target first. Both sockets must be non-blocking. The slot's
  * byte counts are kept current. */
 void relay_run(struct relay_ctx *ctx, int client, int target,

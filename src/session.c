@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "connect.h"
+#include "hub.h"
 #include "io.h"
 #include "log.h"
 #include "rules.h"
@@ -32,11 +33,12 @@ struct session {
 	size_t inlen;
 	int cmd;			/* -1 until a request is read */
 	bool await_reply;		/* the client must read before it sends */
-	char dst[SOCKS5_MAX_DOMAIN * 4 + 16];	/* escaped, for the log */
+	char dst[HUB_DST_LEN];		/* escaped, for the log */
 	int rep;			/* reply code sent, -1 if none */
 	int rule;			/* rule number, -1 if none applied */
 	uint64_t up, down;
 	const char *end;
+	bool parked;			/* a hub logs it and closes it */
 };
 
 /* Reads more client bytes. On failure sets s->end and returns -1. */
@@ -248,6 +250,34 @@ session_connect(struct session *s, const struct socks5_request *req)
 	return socks5_rep_from_errno(last_err);
 }
 
+/* The relay's park hook: offers the idle session to this worker's hub. */
+static int
+session_park(void *arg, int64_t last_ms, const uint64_t bytes[2])
+{
+	struct session *s = arg;
+	struct hub_msg msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.magic = HUB_MAGIC;
+	msg.version = HUB_VERSION;
+	msg.client = s->peer;
+	msg.listener = s->lc->addr;
+	msg.target = s->target_addr;
+	memcpy(msg.dst, s->dst, sizeof(msg.dst));
+	msg.dst[sizeof(msg.dst) - 1] = '\0';
+	msg.rule = s->rule;
+	msg.start_ms = s->start;
+	msg.last_ms = last_ms;
+	msg.up = bytes[RELAY_UP];
+	msg.down = bytes[RELAY_DOWN];
+	if (hub_send(s->w->hub_fd, &msg, s->fd, s->target) == -1) {
+		log_debug("park %s: %s: relaying it here", s->dst,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 session_relay(struct session *s)
 {
@@ -256,12 +286,18 @@ session_relay(struct session *s)
 	};
 	struct relay_result res;
 
+	if (s->w->hub_fd != -1 && s->conf->relay.park_after > 0) {
+		lim.park_ms = s->conf->relay.park_after * 1000;
+		lim.park = session_park;
+		lim.park_arg = s;
+	}
 	relay_run(&s->w->relay, s->fd, s->target, s->in, s->inlen, &lim,
 	    s->w->slot, &res);
 	s->inlen = 0;
 	s->up = res.bytes[RELAY_UP];
 	s->down = res.bytes[RELAY_DOWN];
 	s->end = relay_end_name(res.end);
+	s->parked = res.end == RELAY_END_PARKED;
 	if (res.end == RELAY_END_ERROR)
 		log_debug("relay %s: %s", s->dst, strerror(res.err));
 }
@@ -291,37 +327,57 @@ session_command(struct session *s, const struct socks5_request *req)
 	session_relay(s);
 }
 
-static void
-session_log(const struct session *s)
+void
+session_log_audit(const struct session_audit *a)
 {
 	char client[ADDR_STRLEN], listener[ADDR_STRLEN], target[ADDR_STRLEN];
 	char rule[16], rep[16];
-	int64_t ms = io_now_ms() - s->start;
 
 	if (log_get_level() < LOG_INFO)
 		return;
-	addr_format((const struct sockaddr *)&s->peer, client, sizeof(client));
-	addr_format((const struct sockaddr *)&s->lc->addr, listener,
+	addr_format((const struct sockaddr *)a->client, client, sizeof(client));
+	addr_format((const struct sockaddr *)a->listener, listener,
 	    sizeof(listener));
-	if (s->has_target)
-		addr_format((const struct sockaddr *)&s->target_addr, target,
+	if (a->target != NULL)
+		addr_format((const struct sockaddr *)a->target, target,
 		    sizeof(target));
 	else
 		strcpy(target, "-");
-	if (s->rule >= 0)
-		snprintf(rule, sizeof(rule), "%d", s->rule);
+	if (a->rule >= 0)
+		snprintf(rule, sizeof(rule), "%d", a->rule);
 	else
 		strcpy(rule, "-");
-	if (s->rep >= 0)
-		snprintf(rep, sizeof(rep), "%d", s->rep);
+	if (a->rep >= 0)
+		snprintf(rep, sizeof(rep), "%d", a->rep);
 	else
 		strcpy(rep, "-");
 	log_info("session client=%s listener=%s user=- cmd=%s dst=%s addr=%s "
 	    "rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64 " secs=%" PRId64
-	    ".%03d end=%s", client, listener,
-	    s->cmd >= 0 ? socks5_cmd_name((uint8_t)s->cmd) : "-",
-	    s->dst[0] ? s->dst : "-", target, rule, rep, s->up, s->down,
-	    ms / 1000, (int)(ms % 1000), s->end ? s->end : "error");
+	    ".%03d end=%s%s", client, listener,
+	    a->cmd >= 0 ? socks5_cmd_name((uint8_t)a->cmd) : "-",
+	    a->dst[0] ? a->dst : "-", target, rule, rep, a->up, a->down,
+	    a->ms / 1000, (int)(a->ms % 1000), a->end ? a->end : "error",
+	    a->parked ? " parked=1" : "");
+}
+
+static void
+session_log(const struct session *s)
+{
+	struct session_audit a = {
+		.client = &s->peer,
+		.listener = &s->lc->addr,
+		.target = s->has_target ? &s->target_addr : NULL,
+		.cmd = s->cmd,
+		.rule = s->rule,
+		.rep = s->rep,
+		.dst = s->dst,
+		.up = s->up,
+		.down = s->down,
+		.ms = io_now_ms() - s->start,
+		.end = s->end,
+	};
+
+	session_log_audit(&a);
 }
 
 /* After a failed session: send FIN after the reply and read what the client
@@ -373,7 +429,9 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	    session_request(&s, &req) == 0) {
 		session_command(&s, &req);
 	}
-	session_log(&s);
+	/* A parked session is the hub's now: it writes the audit line. */
+	if (!s.parked)
+		session_log(&s);
 	if (s.rep != SOCKS5_REP_SUCCEEDED)
 		session_linger(fd);
 	if (s.target != -1)

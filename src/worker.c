@@ -3,17 +3,16 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "io.h"
 #include "log.h"
+#include "priv.h"
 #include "session.h"
 #include "worker.h"
 
@@ -52,32 +51,6 @@ on_retire(int sig)
 	(void)sig;
 	worker_retiring = 1;
 	wake();
-}
-
-/* setgroups, setresgid, setresuid, in that order, fatal on any failure
- * (after OpenBSD's daemons); then refuse to go on as root. */
-static void
-worker_drop_privileges(const struct worker *w)
-{
-	const struct config *c = w->conf;
-	gid_t gid = c->gid;
-	uid_t uid = c->uid;
-
-	if (c->switch_user) {
-		if (setgroups(1, &gid) == -1)
-			fatal("setgroups");
-		if (setresgid(gid, gid, gid) == -1)
-			fatal("setresgid %u", (unsigned)gid);
-		if (setresuid(uid, uid, uid) == -1)
-			fatal("setresuid %u", (unsigned)uid);
-	}
-	if (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0)
-		fatalx("worker would run sessions as root: refusing");
-	/* Set after the uid change, which clears it. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
-		fatal("prctl PR_SET_PDEATHSIG");
-	if (getppid() != w->master)
-		exit(0);
 }
 
 static void
@@ -227,7 +200,7 @@ worker_main(struct worker *w)
 	log_set_role("worker");
 	grace_ms = (int64_t)w->conf->timeouts.shutdown * 1000;
 	worker_signals();
-	worker_drop_privileges(w);
+	priv_drop(w->conf, w->master, "worker");
 	relay_init(&w->relay, w->conf);
 	ep = worker_epoll(w);
 	scoreboard_set_state(w->sb, w->slot, SB_IDLE);

@@ -17,6 +17,7 @@ struct worker {
 	struct sb_slot *slot;
 	const int *listen_fds;		/* one per conf->listeners entry */
 	int notify_fd;			/* write a byte to wake the master */
+	int hub_fd;			/* channel to this worker's hub, or -1 */
 	pid_t master;
 	struct relay_ctx relay;
 };

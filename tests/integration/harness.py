@@ -116,6 +116,17 @@ def proc_uid(pid):
     return None
 
 
+HUB_COMM = "socks5d-hub"
+
+
+def proc_comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().rstrip("\n")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 
@@ -188,9 +199,10 @@ DEFAULT_TIMEOUTS = dict(negotiate=10, connect=10, idle=600, shutdown=5)
 
 
 def config_text(listeners, relay="splice", workers=None, timeouts=None,
-                level="info", extra=""):
+                level="info", extra="", relay_extra=None):
     """A socks5d config (libconfig syntax). listeners: dicts with address,
-    port and optionally v6only/methods."""
+    port and optionally v6only/methods. relay_extra: more relay settings,
+    e.g. dict(park_after=1)."""
     w = dict(DEFAULT_WORKERS, **(workers or {}))
     t = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
     ls = []
@@ -205,7 +217,9 @@ def config_text(listeners, relay="splice", workers=None, timeouts=None,
         "workers = { " + " ".join(f"{k} = {v};" for k, v in w.items()) + " };\n"
         "timeouts = { " + " ".join(f"{k} = {v};" for k, v in t.items()) + " };\n"
         f'log = {{ facility = "daemon"; level = "{level}"; }};\n'
-        f'relay = {{ mode = "{relay}"; }};\n'
+        f'relay = {{ mode = "{relay}"; '
+        + "".join(f"{k} = {v}; " for k, v in (relay_extra or {}).items())
+        + "};\n"
         "listeners = (\n" + ",\n".join(ls) + "\n);\n"
         'clients = ( { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; } );\n'
         'rules = ( { action = "pass"; } );\n' + extra)
@@ -226,13 +240,14 @@ class Daemon:
     stderr are read line by line by a thread into self.lines."""
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
-                 level="info", extra_listeners=(), debug=False):
+                 level="info", extra_listeners=(), debug=False, relay_extra=None):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
         self.v6port = free_port("::1") if v6 else None
         self.relay, self.workers, self.timeouts = relay, workers, timeouts
         self.level, self.debug = level, debug
+        self.relay_extra = relay_extra
         self.extra_listeners = list(extra_listeners)
         self.proc = None
         self.lines = []
@@ -249,7 +264,8 @@ class Daemon:
 
     def config(self, **over):
         kw = dict(relay=self.relay, workers=self.workers,
-                  timeouts=self.timeouts, level=self.level)
+                  timeouts=self.timeouts, level=self.level,
+                  relay_extra=self.relay_extra)
         kw.update(over)
         listeners = kw.pop("listeners", None) or self.listeners()
         return config_text(listeners, **kw)
@@ -411,11 +427,18 @@ class Daemon:
 
     def workers_pids(self):
         """Children of the master that are workers: as root they run as the
-        configured user (not root); auth helpers stay root."""
-        kids = [p for p in self.children() if (proc_stat(p) or ("Z",))[0] != "Z"]
+        configured user (not root); auth helpers stay root; hubs are named
+        socks5d-hub."""
+        kids = [p for p in self.children() if (proc_stat(p) or ("Z",))[0] != "Z"
+                and proc_comm(p) != HUB_COMM]
         if IS_ROOT:
             return [p for p in kids if proc_uid(p) not in (0, None)]
         return kids
+
+    def hub_pids(self):
+        """Children of the master that are hubs (parked sessions)."""
+        return [p for p in self.children() if (proc_stat(p) or ("Z",))[0] != "Z"
+                and proc_comm(p) == HUB_COMM]
 
     def worker_for(self, client_sock):
         """The worker holding the proxy side of client_sock's connection."""

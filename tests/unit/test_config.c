@@ -197,6 +197,8 @@ START_TEST(minimal_defaults)
 	ck_assert_int_eq(l.conf->relay.mode, RELAY_SPLICE);
 	ck_assert_int_eq(l.conf->relay.pipe_size, 65536);
 	ck_assert_int_eq(l.conf->relay.buffer_size, 65536);
+	ck_assert_int_eq(l.conf->relay.park_after, 30);
+	ck_assert_int_eq(l.conf->relay.hubs, 1);
 	ck_assert_uint_eq(l.conf->nlisteners, 1);
 	lc = &l.conf->listeners[0];
 	assert_sockaddr(&lc->addr, "127.0.0.1:1080");
@@ -664,6 +666,22 @@ START_TEST(relay_bad_mode)
 }
 END_TEST
 
+START_TEST(relay_park_limits)
+{
+	struct load l;
+
+	assert_error("relay = { park_after = 86401; };\n" REST, 1, "park_after");
+	assert_error("relay = { park_after = -1; };\n" REST, 1, "park_after");
+	assert_error("relay = { hubs = 0; };\n" REST, 1, "hubs");
+	assert_error("relay = { hubs = 65; };\n" REST, 1, "hubs");
+	load_text(&l, "relay = { park_after = 0; hubs = 64; };\n" REST);
+	ck_assert_msg(l.conf != NULL, "rejected: %s", l.errs);
+	ck_assert_int_eq(l.conf->relay.park_after, 0);
+	ck_assert_int_eq(l.conf->relay.hubs, 64);
+	load_done(&l);
+}
+END_TEST
+
 /* ---- user, external ---------------------------------------------------- */
 
 START_TEST(user_missing)
@@ -828,6 +846,7 @@ config_suite(void)
 	tcase_add_test(tc, negative_timeouts);
 	tcase_add_test(tc, log_bad_names);
 	tcase_add_test(tc, relay_bad_mode);
+	tcase_add_test(tc, relay_park_limits);
 	tcase_add_test(tc, user_missing);
 	tcase_add_test(tc, user_root);
 	tcase_add_test(tc, external_errors);

@@ -1,0 +1,294 @@
+"""Parking: a session idle for relay.park_after seconds moves from its worker
+to a hub process, which relays it on and writes its audit line (parked=1)."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import time
+import unittest
+
+from harness import (Daemon, Pattern, TcpServer, Thread, echo_handler,
+                     echo_roundtrip, local_addr, needs_socks5d, open_session,
+                     proc_stat, recv_exact, recv_hash, send_pattern,
+                     wait_closed, wait_until)
+
+PARK = dict(park_after=1)
+
+
+def reply_after_eof_handler(conn, server):
+    """Reads to EOF, then sends a reply of 300000 bytes and closes."""
+    got = 0
+    while True:
+        b = conn.recv(65536)
+        if not b:
+            break
+        got += len(b)
+    conn.sendall(b"r" * 300000)
+    return got
+
+
+def talk_first_handler(conn, server):
+    """Waits for one byte, sends 200000 bytes and half-closes, then reads
+    what the client still sends until its EOF."""
+    recv_exact(conn, 1, 30)
+    conn.sendall(b"t" * 200000)
+    conn.shutdown(socket.SHUT_WR)
+    got = 0
+    while True:
+        b = conn.recv(65536)
+        if not b:
+            return got
+        got += len(b)
+
+
+@needs_socks5d
+class ParkBase(unittest.TestCase):
+    relay = "splice"
+
+    def start(self, workers=None, timeouts=None, relay_extra=PARK):
+        d = Daemon(relay=self.relay, workers=workers, timeouts=timeouts,
+                   debug=True, relay_extra=relay_extra).start()
+        self.daemons.append(d)
+        return d
+
+    def setUp(self):
+        self.daemons = []
+        self.echo = TcpServer(echo_handler)
+        self.addCleanup(self.echo.close)
+
+    def tearDown(self):
+        for d in self.daemons:
+            try:
+                if d.alive():
+                    d.stop()
+            finally:
+                d.kill_all()
+                shutil.rmtree(d.tmp, ignore_errors=True)
+            errs = d.sanitizer_errors()
+            if errs:
+                self.fail("sanitizer report in daemon output:\n" + d.text()[-4000:])
+
+    def parked(self, d, sock, since=0, timeout=10):
+        """Waits for the hub's `park client=...` line of this client."""
+        addr = local_addr(sock)
+        return d.wait_log(r"\bpark client=" + re.escape(f"{addr[0]}:{addr[1]}")
+                          + r" hub=\d+", since, timeout)
+
+    def session_fields(self, d, sock, since=0, timeout=10):
+        fields = d.session(local_addr(sock), since, timeout)
+        self.assertEqual(fields.get("parked"), "1", fields)
+        return fields
+
+    # ---- (1) a parked session frees its worker and still relays exactly
+
+    def test_parked_session_frees_worker_and_relays(self):
+        d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
+        first, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with first:
+            echo_roundtrip(first, b"before parking")
+            self.parked(d, first)
+            # With one worker, a second client is served only because the
+            # first session left it.
+            second, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+            with second:
+                echo_roundtrip(second, b"second client")
+            # Both ways through the hub, 1 MiB, checked by hash.
+            pat = Pattern(1 << 20, seed=3)
+            reader = Thread(recv_hash, first, pat.length)
+            reader.start()
+            send_pattern(first, pat)
+            self.assertEqual(reader.join_result(30), (pat.length, pat.sha256()))
+            first.shutdown(socket.SHUT_WR)
+            self.assertEqual(wait_closed(first), b"")
+        n = len(b"before parking") + (1 << 20)
+        fields = self.session_fields(d, first)
+        self.assertEqual(fields["up"], str(n), fields)
+        self.assertEqual(fields["down"], str(n), fields)
+        self.assertEqual(fields["end"], "client", fields)
+        self.assertEqual(fields["rep"], "0", fields)
+        # The worker logged nothing for it: exactly one audit line.
+        addr = local_addr(first)
+        lines = [l for l in d.text().splitlines()
+                 if re.search(r"\bsession .*client=" + re.escape(f"{addr[0]}:{addr[1]}") + r"\s", l)]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertEqual(d.stop(), 0)
+
+    # ---- (2) half-close after parking, both ways
+
+    def test_client_half_close_after_parking(self):
+        d = self.start()
+        srv = TcpServer(reply_after_eof_handler)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr)
+        with c:
+            self.parked(d, c)
+            c.sendall(b"q" * 5000)
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(srv.result(15), 5000)
+            data = wait_closed(c, 15)
+            self.assertEqual(data, b"r" * 300000)
+        fields = self.session_fields(d, c)
+        self.assertEqual((fields["up"], fields["down"]), ("5000", "300000"), fields)
+        self.assertEqual(fields["end"], "client", fields)
+        self.assertEqual(d.stop(), 0)
+
+    def test_target_half_close_after_parking(self):
+        d = self.start()
+        srv = TcpServer(talk_first_handler)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr)
+        with c:
+            self.parked(d, c)
+            c.sendall(b"x")
+            got = recv_exact(c, 200000, 15)
+            self.assertEqual(got, b"t" * 200000)
+            # The target's EOF arrives; the client can still send.
+            c.settimeout(10)
+            self.assertEqual(c.recv(1), b"")
+            c.sendall(b"y" * 70000)
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(srv.result(15), 70000)
+            wait_closed(c, 10)
+        fields = self.session_fields(d, c)
+        self.assertEqual((fields["up"], fields["down"]), ("70001", "200000"), fields)
+        self.assertEqual(fields["end"], "target", fields)
+        self.assertEqual(d.stop(), 0)
+
+    # ---- (3) the idle timeout goes on while parked
+
+    def test_idle_timeout_while_parked(self):
+        d = self.start(timeouts=dict(idle=3))
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            echo_roundtrip(c, b"ping")
+            t0 = time.monotonic()
+            self.parked(d, c)
+            wait_closed(c, 10)
+            elapsed = time.monotonic() - t0
+        fields = self.session_fields(d, c)
+        self.assertEqual(fields["end"], "idle", fields)
+        self.assertEqual((fields["up"], fields["down"]), ("4", "4"), fields)
+        # From the last byte, across the handover: about 3 s, not 1 + 3.
+        self.assertLess(elapsed, 3 + 1.5, fields)
+        self.assertGreaterEqual(float(fields["secs"]), 2.9, fields)
+        self.assertEqual(d.stop(), 0)
+
+    # ---- (4) SIGTERM ends parked sessions at the grace
+
+    def test_sigterm_with_parked_session(self):
+        d = self.start(timeouts=dict(shutdown=2))
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            echo_roundtrip(c, b"ping")
+            self.parked(d, c)
+            hubs = d.hub_pids()
+            self.assertTrue(hubs, "no hub process")
+            mark = d.mark()
+            t0 = time.monotonic()
+            d.remember_children()
+            d.signal(signal.SIGTERM)
+            wait_closed(c, 2 + 3)
+            self.assertLess(time.monotonic() - t0, 2 + 2)
+            fields = d.session(local_addr(c), mark, 5)
+        self.assertEqual(fields.get("end"), "shutdown", fields)
+        self.assertEqual(fields.get("parked"), "1", fields)
+        d.proc.wait(10)
+        self.assertEqual(d.proc.returncode, 0, d.text()[-2000:])
+        wait_until(lambda: not d.session_pids(), 5, "no process of the daemon left")
+        for h in hubs:
+            self.assertIn((proc_stat(h) or ("gone",))[0], ("gone",), f"hub {h} left")
+        self.assertEqual(d.stop(), 0)
+
+    # ---- (5) SIGHUP: the old generation's hub keeps its sessions
+
+    def test_sighup_keeps_parked_session(self):
+        d = self.start()
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            echo_roundtrip(c, b"ping")
+            self.parked(d, c)
+            old_hubs = set(d.hub_pids())
+            mark = d.mark()
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"reload generation=2", mark, 10)
+            wait_until(lambda: set(d.hub_pids()) - old_hubs, 10, "the new generation's hub")
+            # The old hub stays for its session, and it works.
+            self.assertTrue(set(d.hub_pids()) & old_hubs, "old hub gone with a session")
+            echo_roundtrip(c, b"after reload" * 1000)
+            # New sessions are parked by the new generation's hub.
+            n, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+            with n:
+                self.parked(d, n, mark)
+                echo_roundtrip(n, b"new")
+            c.shutdown(socket.SHUT_WR)
+            wait_closed(c)
+        fields = self.session_fields(d, c, mark)
+        self.assertEqual(fields["up"], str(4 + 12000), fields)
+        # The old hub exits once its last session ended.
+        wait_until(lambda: not (set(d.hub_pids()) & old_hubs), 10, "the old hub to exit")
+        self.assertEqual(d.stop(), 0)
+
+    # ---- (6) many parked at once
+
+    def test_200_parked_sessions(self):
+        d = self.start(workers=dict(min_spare=2, max_spare=4, max=16))
+        socks = []
+        try:
+            for i in range(200):
+                # A full pool waits for a worker to park its session.
+                s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr, timeout=30)
+                socks.append(s)
+            for s in socks:
+                self.parked(d, s, 0, 30)
+            self.assertLessEqual(len(d.workers_pids()), 16)
+            for i, s in enumerate(socks):
+                echo_roundtrip(s, b"session %d " % i * 100)
+            for s in socks:
+                s.shutdown(socket.SHUT_WR)
+            for s in socks:
+                wait_closed(s)
+        finally:
+            for s in socks:
+                s.close()
+        for i, s in enumerate(socks):
+            fields = self.session_fields(d, s, 0, 15)
+            n = len(b"session %d " % i * 100)
+            self.assertEqual((fields["up"], fields["down"]), (str(n), str(n)), fields)
+        self.assertEqual(d.stop(), 0)
+
+    # ---- the hub is supervised like a worker
+
+    def test_hub_killed_is_respawned(self):
+        d = self.start()
+        hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
+        mark = d.mark()
+        os.kill(hub, signal.SIGKILL)
+        d.wait_log(rf"hub-exit pid={hub} generation=1 status=signal:9", mark, 10)
+        new = wait_until(lambda: [p for p in d.hub_pids() if p != hub], 10, "a new hub")
+        self.assertTrue(new)
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            self.parked(d, c, mark)
+            echo_roundtrip(c, b"after respawn")
+        self.assertEqual(d.stop(), 0)
+
+    def test_no_hub_without_parking(self):
+        d = self.start(relay_extra=dict(park_after=0))
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            echo_roundtrip(c, b"x")
+        self.assertEqual(d.hub_pids(), [])
+        self.assertEqual(d.stop(), 0)
+
+
+class ParkSplice(ParkBase):
+    relay = "splice"
+
+
+class ParkCopy(ParkBase):
+    relay = "copy"
+
+
+del ParkBase
