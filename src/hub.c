@@ -383,6 +383,8 @@ hsession_start(const struct hub_msg *m, const int fds[2])
 	}
 }
 
+static void hub_signal(void);
+
 static bool
 hub_has_room(void)
 {
@@ -434,9 +436,15 @@ hub_take_one(void)
 	}
 	if (n == 0 && nfds == 0) {
 		/* The channel was shut (reload, stop): what was queued is
-		 * read, and nothing more comes. */
-		hub.chan_done = true;
-		return 0;
+		 * read, and nothing more comes. The master shuts it just
+		 * before it signals, so look at signals first; otherwise it
+		 * was an empty message, and that is only a bad message. */
+		if (!hub.retiring && !hub.stopping)
+			hub_signal();
+		if (hub.retiring || hub.stopping) {
+			hub.chan_done = true;
+			return 0;
+		}
 	}
 	if ((why = hub_msg_check(&m, n, mh.msg_flags, fds, nfds)) != NULL) {
 		log_warnx("hub %d: bad message from a worker (%s): dropped",

@@ -1,20 +1,61 @@
 """Parking: a session idle for relay.park_after seconds moves from its worker
 to a hub process, which relays it on and writes its audit line (parked=1)."""
 
+import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import time
 import unittest
 
-from harness import (Daemon, Pattern, TcpServer, Thread, echo_handler,
+from harness import (IS_ROOT, Daemon, Pattern, TcpServer, Thread, echo_handler,
                      echo_roundtrip, local_addr, needs_socks5d, open_session,
                      proc_stat, recv_exact, recv_hash, send_pattern,
                      wait_closed, wait_until)
 
 PARK = dict(park_after=1)
+
+# struct hub_msg (hub.h) on 64-bit Linux: magic, version, three
+# sockaddr_storage, dst[255 * 4 + 16], rule, start, last, up, down.
+HUB_MSG_SIZE = 4 + 4 + 3 * 128 + 1036 + 4 + 4 * 8
+HUB_MAGIC = 0x73356862
+
+
+def hub_msg(magic=HUB_MAGIC, version=1, dst=b"x:1\0", size=HUB_MSG_SIZE):
+    def ss():
+        return struct.pack("=H", socket.AF_INET) + bytes(126)
+    body = (struct.pack("=II", magic, version) + ss() * 3
+            + dst.ljust(1036, b"\0")[:1036] + struct.pack("=i", 1)
+            + struct.pack("=qqQQ", 0, 0, 0, 0))
+    return (body + bytes(max(0, size - len(body))))[:size]
+
+
+def steal_channel(pid):
+    """The worker's end of its hub channel, taken with pidfd_getfd(2)
+    (needs root): the AF_UNIX SOCK_SEQPACKET socket it holds."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            if s.family == socket.AF_UNIX and s.type == socket.SOCK_SEQPACKET:
+                return s
+            s.detach()
+            os.close(fd)
+    finally:
+        os.close(pidfd)
+    return None
 
 
 def reply_after_eof_handler(conn, server):
@@ -272,6 +313,57 @@ class ParkBase(unittest.TestCase):
         with c:
             self.parked(d, c, mark)
             echo_roundtrip(c, b"after respawn")
+        self.assertEqual(d.stop(), 0)
+
+    @unittest.skipUnless(IS_ROOT, "pidfd_getfd on a worker needs root")
+    def test_bad_messages_do_not_hurt_the_hub(self):
+        d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
+        hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
+        worker = wait_until(lambda: d.workers_pids(), 10, "a worker")[0]
+        chan = steal_channel(worker)
+        self.assertIsNotNone(chan, "no SEQPACKET socket in the worker")
+        mark = d.mark()
+        keep, sent = [], []
+
+        def pair():
+            a, b = socket.socketpair()
+            keep.append(b)
+            sent.append(a)
+            return a.fileno()
+
+        r, w = os.pipe()
+        bad = [
+            (hub_msg()[:100], [pair(), pair()]),              # short
+            (hub_msg() + b"x", [pair(), pair()]),             # long
+            (hub_msg(magic=1), [pair(), pair()]),             # magic
+            (hub_msg(version=9), [pair(), pair()]),           # version
+            (hub_msg(), [pair()]),                            # one fd
+            (hub_msg(), [pair(), pair(), pair()]),            # three fds
+            (hub_msg(), [pair(), r]),                         # not a socket
+            (hub_msg(dst=b"y" * 1036), [pair(), pair()]),     # dst unterminated
+            (hub_msg(), []),                                  # no fds
+            (b"", []),                                        # empty
+        ]
+        with chan:
+            for data, fds in bad:
+                socket.send_fds(chan, [data], fds)
+        for a in sent:
+            a.close()
+        os.close(w)
+        d.wait_log(r"bad message", mark, 10)
+        wait_until(lambda: len(re.findall(r"bad message", d.text(mark))) >= len(bad),
+                   10, "one log line per bad message")
+        # The hub closed what it got: our other ends see EOF.
+        for b in keep:
+            b.settimeout(10)
+            self.assertEqual(b.recv(1), b"")
+            b.close()
+        os.close(r)
+        self.assertIn(hub, d.hub_pids(), "the hub died")
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            self.parked(d, c, mark)
+            echo_roundtrip(c, b"still parking")
         self.assertEqual(d.stop(), 0)
 
     def test_no_hub_without_parking(self):
