@@ -48,10 +48,12 @@ first_match(const struct rule *rules, size_t n, const struct sockaddr *client,
 	return v;
 }
 
-bool
+struct verdict
 rules_may_pass(const struct config *conf, const struct sockaddr *client,
     uint8_t cmd, uint16_t port)
 {
+	struct verdict v = { false, 0 };
+
 	for (size_t i = 0; i < conf->nrules; i++) {
 		const struct rule *r = &conf->rules[i];
 
@@ -61,10 +63,13 @@ rules_may_pass(const struct config *conf, const struct sockaddr *client,
 			continue;
 		/* A rule for every destination decides; one for some
 		 * destinations decides only if it lets them pass. */
-		if (r->nto == 0 || r->action == RULE_PASS)
-			return r->action == RULE_PASS;
+		if (r->nto == 0 || r->action == RULE_PASS) {
+			v.pass = r->action == RULE_PASS;
+			v.rule = (int)i + 1;
+			return v;
+		}
 	}
-	return false;
+	return v;
 }
 
 struct verdict

@@ -17,11 +17,11 @@ struct verdict {
 
 struct verdict rules_match_client(const struct config *conf,
     const struct sockaddr *client);
-/* Whether any destination could pass for this client, command and port:
- * false means every address would be refused, so a name need not be
- * resolved at all. */
-bool rules_may_pass(const struct config *conf, const struct sockaddr *client,
-    uint8_t cmd, uint16_t port);
+/* Whether any destination could pass for this client, command and port.
+ * When none could (so a name need not be resolved at all), pass is false
+ * and rule names the rule that refuses every destination (0: no match). */
+struct verdict rules_may_pass(const struct config *conf,
+    const struct sockaddr *client, uint8_t cmd, uint16_t port);
 /* dst is a resolved (or literal) destination address with its port. */
 struct verdict rules_match_request(const struct config *conf,
     const struct sockaddr *client, uint8_t cmd, const struct sockaddr *dst);

@@ -203,12 +203,15 @@ session_connect(struct session *s, const struct socks5_request *req)
 	struct sockaddr_storage addrs[CONNECT_MAX_ADDRS];
 	int n, err, last_err = 0;
 	bool allowed = false;
+	struct verdict v;
 	int64_t deadline;
 
 	/* No lookup for a client whose request no rule could let through:
 	 * the proxy is not a name oracle for clients it refuses. */
-	if (!rules_may_pass(s->conf, (struct sockaddr *)&s->peer, req->cmd,
-	    req->dst.port)) {
+	v = rules_may_pass(s->conf, (struct sockaddr *)&s->peer, req->cmd,
+	    req->dst.port);
+	if (!v.pass) {
+		s->rule = v.rule;
 		s->end = "refused";
 		return SOCKS5_REP_NOT_ALLOWED;
 	}
@@ -220,8 +223,9 @@ session_connect(struct session *s, const struct socks5_request *req)
 	deadline = io_now_ms() + (int64_t)s->conf->timeouts.connect * 1000;
 	for (int i = 0; i < n; i++) {
 		const struct sockaddr *sa = (struct sockaddr *)&addrs[i];
-		struct verdict v = rules_match_request(s->conf,
-		    (struct sockaddr *)&s->peer, req->cmd, sa);
+
+		v = rules_match_request(s->conf, (struct sockaddr *)&s->peer,
+		    req->cmd, sa);
 
 		s->rule = v.rule;
 		if (!v.pass)

@@ -199,7 +199,7 @@ DEFAULT_TIMEOUTS = dict(negotiate=10, connect=10, idle=600, shutdown=5)
 
 
 def config_text(listeners, relay="splice", workers=None, timeouts=None,
-                level="info", extra="", relay_extra=None):
+                level="info", extra="", relay_extra=None, rules=None):
     """A socks5d config (libconfig syntax). listeners: dicts with address,
     port and optionally v6only/methods. relay_extra: more relay settings,
     e.g. dict(park_after=1)."""
@@ -222,7 +222,8 @@ def config_text(listeners, relay="splice", workers=None, timeouts=None,
         + "};\n"
         "listeners = (\n" + ",\n".join(ls) + "\n);\n"
         'clients = ( { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; } );\n'
-        'rules = ( { action = "pass"; } );\n' + extra)
+        + (rules if rules is not None else 'rules = ( { action = "pass"; } );\n')
+        + extra)
 
 
 def run_daemon_cmd(args, timeout=15):
@@ -240,7 +241,8 @@ class Daemon:
     stderr are read line by line by a thread into self.lines."""
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
-                 level="info", extra_listeners=(), debug=False, relay_extra=None):
+                 level="info", extra_listeners=(), debug=False, relay_extra=None,
+                 extra="", rules=None):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
@@ -248,6 +250,7 @@ class Daemon:
         self.relay, self.workers, self.timeouts = relay, workers, timeouts
         self.level, self.debug = level, debug
         self.relay_extra = relay_extra
+        self.extra, self.rules = extra, rules  # more settings; the rules list
         self.extra_listeners = list(extra_listeners)
         self.proc = None
         self.lines = []
@@ -265,7 +268,8 @@ class Daemon:
     def config(self, **over):
         kw = dict(relay=self.relay, workers=self.workers,
                   timeouts=self.timeouts, level=self.level,
-                  relay_extra=self.relay_extra)
+                  relay_extra=self.relay_extra, extra=self.extra,
+                  rules=self.rules)
         kw.update(over)
         listeners = kw.pop("listeners", None) or self.listeners()
         return config_text(listeners, **kw)
