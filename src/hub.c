@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -21,7 +22,7 @@
 #include "session.h"
 
 #define HUB_BUF		16384	/* per direction, only while bytes wait */
-#define HUB_FD_RESERVE	16	/* below this many free fds, take no session */
+#define HUB_FD_RESERVE	4	/* fds kept free beyond the sessions' */
 #define HUB_SCAN_MS	1000	/* idle timeouts are checked this often */
 #define HUB_MAX_EVENTS	256
 #define HUB_TAKE_BATCH	64	/* messages read per wake-up */
@@ -163,6 +164,7 @@ hsession_end(struct hsession *s, enum relay_end end)
 	hub.dead = s;
 	hub.nsessions--;
 	hub.nfds -= 2;
+	atomic_fetch_add(&hub.h->room->tickets, 1);
 }
 
 /* An I/O error on fd (errno set): a reset names the side that went away,
@@ -384,11 +386,26 @@ hsession_start(const struct hub_msg *m, const int fds[2])
 }
 
 static void hub_signal(void);
+static int hub_send_msg(int chan, const struct hub_msg *msg, int client,
+    int target);
 
+/* Tickets make sure a message always finds room; this is the backstop. */
 static bool
 hub_has_room(void)
 {
-	return hub.maxfds - hub.nfds >= HUB_FD_RESERVE;
+	return hub.maxfds - hub.nfds >= HUB_FD_RESERVE + 2;
+}
+
+/* What the workers may send: every session the fds can hold, less the
+ * channel's capacity, which may still hold messages sent on the tickets of
+ * a hub that died (so a respawned hub is never promised more than it can
+ * take). */
+static void
+hub_open_room(void)
+{
+	long n = (hub.maxfds - hub.nfds - HUB_FD_RESERVE) / 2 - HUB_QUEUE_MSGS;
+
+	atomic_store(&hub.h->room->tickets, n > 0 ? n : 0);
 }
 
 /* Receives one message: 1 taken or refused, 0 nothing more for now. */
@@ -451,6 +468,7 @@ hub_take_one(void)
 		    hub.h->index, why);
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
+		atomic_fetch_add(&hub.h->room->tickets, 1);
 		return 1;
 	}
 	hub.nfds += 2;
@@ -626,6 +644,7 @@ hub_main(struct hub *h)
 	hub_ctl(&hub.sig, EPOLL_CTL_ADD, EPOLLIN);
 	hub_ctl(&hub.chan, EPOLL_CTL_ADD, EPOLLIN);
 	hub_limits();
+	hub_open_room();
 	hub.last_scan = io_now_ms();
 
 	for (;;) {
@@ -666,8 +685,47 @@ hub_main(struct hub *h)
 	exit(0);
 }
 
+struct hub_room *
+hub_rooms_create(size_t n)
+{
+	struct hub_room *r = mmap(NULL, n * sizeof(*r), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (r == MAP_FAILED)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		atomic_store(&r[i].tickets, 0);	/* until the hub opens it */
+	return r;
+}
+
+void
+hub_rooms_destroy(struct hub_room *rooms, size_t n)
+{
+	if (rooms != NULL)
+		munmap(rooms, n * sizeof(*rooms));
+}
+
 int
-hub_send(int chan, const struct hub_msg *msg, int client, int target)
+hub_send(int chan, struct hub_room *room, const struct hub_msg *msg,
+    int client, int target)
+{
+	int rc;
+
+	if (atomic_fetch_sub(&room->tickets, 1) <= 0) {
+		atomic_fetch_add(&room->tickets, 1);
+		errno = ENOSPC;
+		return -1;
+	}
+	if ((rc = hub_send_msg(chan, msg, client, target)) == -1) {
+		int saved = errno;
+		atomic_fetch_add(&room->tickets, 1);
+		errno = saved;
+	}
+	return rc;
+}
+
+static int
+hub_send_msg(int chan, const struct hub_msg *msg, int client, int target)
 {
 	union {
 		struct cmsghdr h;

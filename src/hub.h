@@ -3,6 +3,8 @@
 #ifndef SOCKS5D_HUB_H
 #define SOCKS5D_HUB_H
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
 #include <sys/socket.h>
@@ -14,6 +16,7 @@
 #define HUB_MAGIC	0x73356862u	/* "s5hb" */
 #define HUB_VERSION	1
 #define HUB_DST_LEN	(SOCKS5_MAX_DOMAIN * 4 + 16)
+#define HUB_QUEUE_MSGS	32	/* messages a channel holds before EAGAIN */
 
 /* Worker to hub, one per SOCK_SEQPACKET message, with exactly two fds
  * (client, target) by SCM_RIGHTS: what the audit line needs and the state
@@ -32,8 +35,22 @@ struct hub_msg {
 	uint64_t up, down;		/* delivered so far */
 };
 
+/* How many more sessions a hub can take, counting those on their way
+ * (shared memory, one per hub). A worker takes a ticket before it sends
+ * and gives it back when the send fails; the hub gives one back for each
+ * session that ends. So a hub is never sent more than its fds can hold,
+ * and nothing is left stranded in its channel. */
+struct hub_room {
+	_Atomic long tickets;
+};
+
+/* n rooms in one shared anonymous mapping, inherited over fork. */
+struct hub_room *hub_rooms_create(size_t n);
+void hub_rooms_destroy(struct hub_room *rooms, size_t n);
+
 struct hub {
 	const struct config *conf;
+	struct hub_room *room;
 	unsigned generation;
 	int index;			/* 0 .. relay.hubs - 1 */
 	int chan;			/* our end of the channel */
@@ -43,9 +60,11 @@ struct hub {
 /* Runs in the child right after fork; never returns. */
 noreturn void hub_main(struct hub *h);
 
-/* Worker side: hands client and target over without waiting. 0 when the
- * hub has them (the caller closes its copies and logs nothing), -1 with
- * errno when it does not (queue full, hub gone): the caller keeps them. */
-int hub_send(int chan, const struct hub_msg *msg, int client, int target);
+/* Worker side: hands client and target over without waiting, if the hub
+ * has room. 0 when the hub has them (the caller closes its copies and logs
+ * nothing), -1 with errno when it does not (ENOSPC: no room; EAGAIN: queue
+ * full; hub gone): the caller keeps them. */
+int hub_send(int chan, struct hub_room *room, const struct hub_msg *msg,
+    int client, int target);
 
 #endif

@@ -28,7 +28,6 @@
 #define HUB_RESPAWN_MS 1000
 /* Messages a worker may queue to its hub before sends say EAGAIN: a hub
  * that is not reading (fd limit) leaves few sessions waiting in the queue. */
-#define HUB_QUEUE_MSGS 32
 
 enum { CHAN_HUB = 0, CHAN_WORKER = 1 };
 
@@ -49,6 +48,7 @@ struct generation {
 	int *fds;			/* listening sockets, per conf listener */
 	size_t nworkers;		/* live workers */
 	struct hub_slot *hubs;		/* none when relay.park_after is 0 */
+	struct hub_room *rooms;		/* shared, one per hub */
 	size_t nhubs;
 	size_t livehubs;		/* running hub processes */
 	struct generation *next;	/* older generations still draining */
@@ -101,6 +101,10 @@ generation_channels(struct generation *g)
 		return;
 	if ((g->hubs = calloc(n, sizeof(*g->hubs))) == NULL)
 		fatal("calloc");
+	if ((g->rooms = hub_rooms_create(n)) == NULL) {
+		log_warn("mmap hub rooms: sessions are not parked");
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 		    g->hubs[i].chan) == -1) {
@@ -143,6 +147,7 @@ generation_free(struct generation *g)
 		close(g->hubs[i].chan[CHAN_WORKER]);
 	}
 	free(g->hubs);
+	hub_rooms_destroy(g->rooms, g->nhubs);
 	scoreboard_destroy(g->sb);
 	config_free(g->conf);
 	free(g->fds);
@@ -229,6 +234,7 @@ hub_spawn(struct generation *g, size_t i)
 		h.generation = g->id;
 		h.index = (int)i;
 		h.chan = hs->chan[CHAN_HUB];
+		h.room = &g->rooms[i];
 		h.master = master;
 		hub_main(&h);
 	}
@@ -293,6 +299,8 @@ worker_spawn(struct generation *g)
 		memset(&w, 0, sizeof(w));
 		w.hub_fd = g->nhubs > 0 ?
 		    g->hubs[(size_t)idx % g->nhubs].chan[CHAN_WORKER] : -1;
+		w.hub_room = g->nhubs > 0 ?
+		    &g->rooms[(size_t)idx % g->nhubs] : NULL;
 		child_detach(w.hub_fd);
 		w.conf = g->conf;
 		w.generation = g->id;
