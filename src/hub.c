@@ -1,6 +1,7 @@
 /* hub.c: the hub process: relays parked (long idle) sessions, many per process. */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #define HUB_MAX_EVENTS	256
 #define HUB_TAKE_BATCH	64	/* messages read per wake-up */
 #define HUB_MAX_FDS	8	/* fds one message may bring before MSG_CTRUNC */
+#define HUB_MAX_AGE_MS	((int64_t)400 * 86400 * 1000)	/* a session's start */
 
 enum { SIDE_CLIENT = 0, SIDE_TARGET = 1 };
 
@@ -79,15 +81,25 @@ static struct {
  * what the other side does not take at once. */
 static uint8_t scratch[HUB_BUF];
 
-static void
-hub_ctl(struct hsock *k, int op, uint32_t events)
+/* 0, or -1 (errno) when epoll cannot take the socket (ENOMEM, ENOSPC
+ * from max_user_watches): that ends one session, not the hub. */
+static int
+hub_ctl_try(struct hsock *k, int op, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = k };
 
 	if (epoll_ctl(hub.ep, op, k->fd, &ev) == -1)
-		fatal("epoll_ctl");
+		return -1;
 	k->events = events;
 	k->in_set = op != EPOLL_CTL_DEL;
+	return 0;
+}
+
+static void
+hub_ctl(struct hsock *k, int op, uint32_t events)
+{
+	if (hub_ctl_try(k, op, events) == -1)
+		fatal("epoll_ctl");
 }
 
 /* What socket side of s waits for now. */
@@ -109,22 +121,26 @@ hsock_want(const struct hsession *s, int side)
  * (both halves shut) would be reported again and again, so that socket
  * leaves the set until it is wanted again (relay.c does the same with
  * poll, after it spun on this). */
-static void
+static int
 hsession_interest(struct hsession *s)
 {
 	for (int i = 0; i < 2; i++) {
 		struct hsock *k = &s->sock[i];
 		uint32_t want = hsock_want(s, i);
+		int rc = 0;
 
 		if (want == 0 && k->hup) {
 			if (k->in_set)
-				hub_ctl(k, EPOLL_CTL_DEL, 0);
+				rc = hub_ctl_try(k, EPOLL_CTL_DEL, 0);
 		} else if (!k->in_set) {
-			hub_ctl(k, EPOLL_CTL_ADD, want);
+			rc = hub_ctl_try(k, EPOLL_CTL_ADD, want);
 		} else if (want != k->events) {
-			hub_ctl(k, EPOLL_CTL_MOD, want);
+			rc = hub_ctl_try(k, EPOLL_CTL_MOD, want);
 		}
+		if (rc == -1)
+			return -1;
 	}
+	return 0;
 }
 
 static void
@@ -148,7 +164,7 @@ hsession_end(struct hsession *s, enum relay_end end)
 	session_log_audit(&a);
 	for (int i = 0; i < 2; i++) {
 		if (s->sock[i].in_set)
-			hub_ctl(&s->sock[i], EPOLL_CTL_DEL, 0);
+			(void)hub_ctl_try(&s->sock[i], EPOLL_CTL_DEL, 0);
 		close(s->sock[i].fd);
 		free(s->dir[i].buf);
 		s->dir[i].buf = NULL;
@@ -282,13 +298,14 @@ hsession_event(struct hsession *s, int side, uint32_t ev)
 	socklen_t len = sizeof(err);
 
 	if (ev & EPOLLERR) {
+		/* No pending error but EPOLLERR: something sits in the error
+		 * queue (timestamps, zero-copy notices: options a worker could
+		 * have set). It would be reported for ever: end the session. */
 		if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
-		if (err != 0) {
-			errno = err;
-			hsession_fail(s, k->fd);
-			return;
-		}
+		errno = err != 0 ? err : EPROTO;
+		hsession_fail(s, k->fd);
+		return;
 	}
 	if (ev & EPOLLHUP)
 		k->hup = true;
@@ -308,10 +325,25 @@ hsession_event(struct hsession *s, int side, uint32_t ev)
 	}
 	if (bad != -1)
 		goto failed;
-	hsession_interest(s);
+	if (hsession_interest(s) == -1) {
+		bad = k->fd;
+		goto failed;
+	}
 	return;
 failed:
 	hsession_fail(s, bad);
+}
+
+/* What log_escape() writes: printable ASCII without space, '"' and '='
+ * (a '\\' only starts an escape). Anything else in dst could forge a log
+ * line. */
+static bool
+dst_escaped(const char *dst)
+{
+	for (const unsigned char *p = (const unsigned char *)dst; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '=')
+			return false;
+	return true;
 }
 
 static bool
@@ -344,6 +376,8 @@ hub_msg_check(const struct hub_msg *m, ssize_t n, int flags, const int *fds,
 			return "an fd is not a stream socket";
 	if (memchr(m->dst, '\0', sizeof(m->dst)) == NULL)
 		return "dst not terminated";
+	if (!dst_escaped(m->dst))
+		return "dst not escaped";
 	if (!addr_ok(&m->client) || !addr_ok(&m->listener) ||
 	    !addr_ok(&m->target))
 		return "bad address";
@@ -363,8 +397,13 @@ hsession_start(const struct hub_msg *m, const int fds[2])
 		fatal("calloc");
 	s->m = *m;
 	s->first_eof = -1;
+	/* Times come from another process: keep them in [start, now], so
+	 * that no arithmetic on them overflows. */
+	if (s->m.start_ms > now || s->m.start_ms < now - HUB_MAX_AGE_MS)
+		s->m.start_ms = now;
 	/* The idle timeout counts from the worker's last activity. */
-	s->last = m->last_ms <= now ? m->last_ms : now;
+	s->last = m->last_ms > now ? now :
+	    m->last_ms < s->m.start_ms ? s->m.start_ms : m->last_ms;
 	s->dir[RELAY_UP].bytes = m->up;
 	s->dir[RELAY_DOWN].bytes = m->down;
 	for (int i = 0; i < 2; i++) {
@@ -377,7 +416,12 @@ hsession_start(const struct hub_msg *m, const int fds[2])
 		hub.sessions->prev = s;
 	hub.sessions = s;
 	hub.nsessions++;
-	hsession_interest(s);
+	hub.nfds += 2;
+	if (hsession_interest(s) == -1) {
+		log_warn("hub %d: epoll_ctl", hub.h->index);
+		hsession_end(s, RELAY_END_ERROR);
+		return;
+	}
 	if (log_get_level() >= LOG_DEBUG) {
 		addr_format((const struct sockaddr *)&m->client, client,
 		    sizeof(client));
@@ -403,9 +447,20 @@ hub_has_room(void)
 static void
 hub_open_room(void)
 {
-	long n = (hub.maxfds - hub.nfds - HUB_FD_RESERVE) / 2 - HUB_QUEUE_MSGS;
+	long n = (hub.maxfds - hub.nfds - HUB_FD_RESERVE) / 2 -
+	    hub.h->queue_msgs;
 
 	atomic_store(&hub.h->room->tickets, n > 0 ? n : 0);
+}
+
+/* Whether the channel was shut for reading (by this hub on retire or stop,
+ * or by the master): an empty read is then its end, not a message. */
+static bool
+channel_shut(void)
+{
+	struct pollfd pfd = { .fd = hub.chan.fd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
 }
 
 /* Receives one message: 1 taken or refused, 0 nothing more for now. */
@@ -451,27 +506,21 @@ hub_take_one(void)
 				close(fd);
 		}
 	}
-	if (n == 0 && nfds == 0) {
-		/* The channel was shut (reload, stop): what was queued is
-		 * read, and nothing more comes. The master shuts it just
-		 * before it signals, so look at signals first; otherwise it
-		 * was an empty message, and that is only a bad message. */
-		if (!hub.retiring && !hub.stopping)
-			hub_signal();
-		if (hub.retiring || hub.stopping) {
-			hub.chan_done = true;
-			return 0;
-		}
+	if (n == 0 && nfds == 0 && channel_shut()) {
+		/* Shut (retire, stop) and drained: nothing more comes. */
+		hub.chan_done = true;
+		return 0;
 	}
 	if ((why = hub_msg_check(&m, n, mh.msg_flags, fds, nfds)) != NULL) {
 		log_warnx("hub %d: bad message from a worker (%s): dropped",
 		    hub.h->index, why);
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
-		atomic_fetch_add(&hub.h->room->tickets, 1);
+		/* Only a message in the right form was sent on a ticket. */
+		if (n == (ssize_t)sizeof(m) && m.magic == HUB_MAGIC)
+			atomic_fetch_add(&hub.h->room->tickets, 1);
 		return 1;
 	}
-	hub.nfds += 2;
 	hsession_start(&m, fds);
 	return 1;
 }
@@ -645,6 +694,16 @@ hub_main(struct hub *h)
 	hub_ctl(&hub.chan, EPOLL_CTL_ADD, EPOLLIN);
 	hub_limits();
 	hub_open_room();
+	if (h->mode != HUB_RUN) {
+		/* Started only to drain the channel of a hub that died. */
+		hub.retiring = true;
+		if (h->mode == HUB_STOP) {
+			hub.stopping = true;
+			hub.cutoff = io_now_ms() +
+			    (int64_t)h->conf->timeouts.shutdown * 1000;
+		}
+		hub_close_channel();
+	}
 	hub.last_scan = io_now_ms();
 
 	for (;;) {

@@ -48,9 +48,17 @@ struct hub_room {
 struct hub_room *hub_rooms_create(size_t n);
 void hub_rooms_destroy(struct hub_room *rooms, size_t n);
 
+enum hub_mode {
+	HUB_RUN,			/* take sessions */
+	HUB_RETIRE,			/* drain the channel, finish, exit */
+	HUB_STOP,			/* drain, end everything at the grace */
+};
+
 struct hub {
 	const struct config *conf;
 	struct hub_room *room;
+	enum hub_mode mode;		/* at start */
+	int queue_msgs;			/* messages the channel can hold */
 	unsigned generation;
 	int index;			/* 0 .. relay.hubs - 1 */
 	int chan;			/* our end of the channel */

@@ -25,6 +25,7 @@
 #define MAX_SPAWN_RATE 64
 #define POOL_FULL_LOG_MS 60000
 #define RETIRE_MS 2000
+#define HUB_MAX_DRAINS 3		/* per slot, against a hub that keeps dying */
 #define HUB_RESPAWN_MS 1000
 /* Messages a worker may queue to its hub before sends say EAGAIN: a hub
  * that is not reading (fd limit) leaves few sessions waiting in the queue. */
@@ -38,6 +39,7 @@ struct hub_slot {
 	pid_t pid;			/* 0 while not running */
 	int chan[2];			/* [CHAN_HUB], [CHAN_WORKER] */
 	int64_t spawned;
+	int drains;			/* hubs started only to drain the channel */
 };
 
 /* One configuration and the workers started with it. */
@@ -49,6 +51,7 @@ struct generation {
 	size_t nworkers;		/* live workers */
 	struct hub_slot *hubs;		/* none when relay.park_after is 0 */
 	struct hub_room *rooms;		/* shared, one per hub */
+	int queue_msgs;			/* what one channel holds, measured */
 	size_t nhubs;
 	size_t livehubs;		/* running hub processes */
 	struct generation *next;	/* older generations still draining */
@@ -88,6 +91,25 @@ static struct {
 
 static void master_reap(void);
 
+/* How many messages a channel holds before a send says EAGAIN: the kernel
+ * counts buffer sizes its own way (it doubles SO_SNDBUF, and adds its
+ * overhead), so it is measured, on the empty channel, and then drained.
+ * The hubs keep that many tickets back (see hub.h). */
+static int
+channel_capacity(const int chan[2])
+{
+	struct hub_msg msg;
+	int n = 0;
+
+	memset(&msg, 0, sizeof(msg));
+	while (n < 4096 && send(chan[CHAN_WORKER], &msg, sizeof(msg),
+	    MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(msg))
+		n++;
+	while (recv(chan[CHAN_HUB], &msg, sizeof(msg), MSG_DONTWAIT) > 0)
+		;
+	return n > 0 ? n : HUB_QUEUE_MSGS;
+}
+
 /* One SOCK_SEQPACKET pair per hub: messages keep their bounds and carry
  * fds. Without them the generation simply does not park. */
 static void
@@ -115,6 +137,8 @@ generation_channels(struct generation *g)
 		    SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		g->nhubs++;
 	}
+	if (g->nhubs > 0)
+		g->queue_msgs = channel_capacity(g->hubs[0].chan);
 }
 
 static struct generation *
@@ -211,7 +235,7 @@ child_detach(int keep)
 
 /* A hub serves no listener and no scoreboard: it keeps only its channel. */
 static bool
-hub_spawn(struct generation *g, size_t i)
+hub_spawn(struct generation *g, size_t i, enum hub_mode mode)
 {
 	struct hub_slot *hs = &g->hubs[i];
 	struct hub h;
@@ -228,13 +252,17 @@ hub_spawn(struct generation *g, size_t i)
 		close(m.notify_wr);
 		for (size_t j = 0; j < m.listeners.n; j++)
 			close(m.listeners.socks[j].fd);
-		unmap_scoreboard(g->sb);
+		/* child_detach unmapped the draining generations' ones. */
+		if (g == m.current)
+			unmap_scoreboard(g->sb);
 		memset(&h, 0, sizeof(h));
 		h.conf = g->conf;
 		h.generation = g->id;
 		h.index = (int)i;
 		h.chan = hs->chan[CHAN_HUB];
 		h.room = &g->rooms[i];
+		h.mode = mode;
+		h.queue_msgs = g->queue_msgs;
 		h.master = master;
 		hub_main(&h);
 	}
@@ -260,19 +288,33 @@ hubs_maintain(void)
 		if (hs->pid != 0)
 			continue;
 		if ((hs->spawned != 0 && now - hs->spawned < HUB_RESPAWN_MS) ||
-		    !hub_spawn(g, i))
+		    !hub_spawn(g, i, HUB_RUN))
 			missing = true;
 	}
 	return missing;
 }
 
-/* An old generation's hubs take no more sessions: a worker's send then
- * fails and it keeps relaying. What is queued is still read. */
+/* A hub slot of an old generation (or of a stopping daemon) with no hub
+ * running: sessions a worker handed over may still wait in its channel.
+ * A hub is started just to take them (and relay them to their end, or to
+ * the grace); an empty channel is shut so that sends fail at once. */
 static void
-hubs_close_channels(struct generation *g)
+hub_drain_or_shut(struct generation *g, size_t i)
 {
-	for (size_t i = 0; i < g->nhubs; i++)
-		(void)shutdown(g->hubs[i].chan[CHAN_HUB], SHUT_RD);
+	struct hub_slot *hs = &g->hubs[i];
+	char byte;
+
+	if (hs->pid != 0)
+		return;
+	/* A peek, not poll(): a channel shut for reading polls readable. It
+	 * brings no fds along (no control buffer). */
+	if (recv(hs->chan[CHAN_HUB], &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0 &&
+	    hs->drains < HUB_MAX_DRAINS) {
+		hs->drains++;
+		if (hub_spawn(g, i, m.stopping ? HUB_STOP : HUB_RETIRE))
+			return;
+	}
+	(void)shutdown(hs->chan[CHAN_HUB], SHUT_RD);
 }
 
 static bool
@@ -456,9 +498,10 @@ reap_hub(const struct child *c, int status)
 	g->hubs[c->slot].pid = 0;
 	g->livehubs--;
 	m.nhubs--;
-	/* Only the current generation's hubs come back. */
+	/* Only the current generation's hubs come back to work; other
+	 * channels are drained of what waits there, or shut. */
 	if (g != m.current || m.stopping)
-		(void)shutdown(g->hubs[c->slot].chan[CHAN_HUB], SHUT_RD);
+		hub_drain_or_shut(g, (size_t)c->slot);
 }
 
 /* A worker that cannot even start would be respawned in a tight loop:
@@ -568,16 +611,20 @@ master_reload(void)
 		return;
 	}
 	conf->switch_user = geteuid() == 0;
+	/* Children forked from here on inherit the new log settings. */
+	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
+	log_set_facility(conf->log.facility);
 	m.current->next = m.draining;
 	m.draining = m.current;
-	hubs_close_channels(m.draining);
+	/* Old hubs shut their channels themselves when told to retire, and
+	 * still take what was queued; a slot without a hub is drained. */
 	signal_children(m.draining, SIGUSR1);
+	for (size_t i = 0; i < m.draining->nhubs; i++)
+		hub_drain_or_shut(m.draining, i);
 	listener_set_commit(&m.listeners, &next, conf);
 	m.current = g;
 	/* Before the workers, which inherit the channels. */
 	(void)hubs_maintain();
-	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
-	log_set_facility(conf->log.facility);
 	log_info("reload generation=%u config=%s", g->id, path);
 	generation_collect();
 }
@@ -596,6 +643,10 @@ master_stop(int sig)
 	log_info("stop signal=%s workers=%zu hubs=%zu",
 	    sig == SIGINT ? "INT" : "TERM", m.nchildren - m.nhubs, m.nhubs);
 	signal_children(NULL, SIGTERM);
+	for (struct generation *g = m.current; g != NULL;
+	    g = g == m.current ? m.draining : g->next)
+		for (size_t i = 0; i < g->nhubs; i++)
+			hub_drain_or_shut(g, i);
 }
 
 static void

@@ -315,6 +315,35 @@ class ParkBase(unittest.TestCase):
             echo_roundtrip(c, b"after respawn")
         self.assertEqual(d.stop(), 0)
 
+    def test_sessions_queued_for_a_dead_hub_are_drained_after_reload(self):
+        # A hub that stops reading (SIGSTOP) and then dies after a reload
+        # leaves handed-over sessions in its channel: the master starts a
+        # hub just to drain it, so they still relay and are logged.
+        d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
+        hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
+        os.kill(hub, signal.SIGSTOP)
+        try:
+            c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+            # With one worker, a second client is served only once the
+            # first session went into the (stopped) hub's channel.
+            c2, _ = open_session(("127.0.0.1", d.port), *self.echo.addr, timeout=15)
+            c2.close()
+            mark = d.mark()
+            d.signal(signal.SIGHUP)
+            d.wait_log(r"reload generation=2", mark, 10)
+        finally:
+            os.kill(hub, signal.SIGKILL)
+            os.kill(hub, signal.SIGCONT)
+        with c:
+            d.wait_log(rf"hub-exit pid={hub} generation=1 status=signal:9", mark, 10)
+            self.parked(d, c, mark)
+            echo_roundtrip(c, b"drained" * 100)
+            c.shutdown(socket.SHUT_WR)
+            wait_closed(c)
+        fields = self.session_fields(d, c, mark)
+        self.assertEqual(fields["up"], str(700), fields)
+        self.assertEqual(d.stop(), 0)
+
     @unittest.skipUnless(IS_ROOT, "pidfd_getfd on a worker needs root")
     def test_bad_messages_do_not_hurt_the_hub(self):
         d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
