@@ -5,12 +5,14 @@ Each test runs its own daemon, since each one changes or ends it."""
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import time
 import unittest
 
-from harness import (Daemon, IS_ROOT, Pattern, TcpServer,
+from harness import (Daemon, IS_ROOT, all_pids, Pattern, TcpServer,
                      Thread, closed_port, connect_proxy, echo_handler,
                      echo_roundtrip, fd_count, free_port, local_addr, needs_socks5d,
                      open_session, proc_stat, read_reply, recv_exact,
@@ -295,6 +297,53 @@ class ProcessBase(unittest.TestCase):
         wait_until(lambda: not self.zombies(d), 5, "no zombie children of the master")
         self.assertEqual(d.stop(), 0)
 
+
+    # ---- without -F
+
+    def test_daemon_mode_detaches_serves_and_stops(self):
+        import harness
+        d = Daemon(relay=self.relay)
+        self.addCleanup(shutil.rmtree, d.tmp, True)
+        d.write_config()
+        # The parent returns once the listeners are open; the master
+        # lives on in a session of its own.
+        rc = subprocess.run([harness.DAEMON, "-f", d.conf],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, timeout=15)
+        self.assertEqual(rc.returncode, 0, rc.stderr)
+
+        def ours():
+            found = []
+            for pid in all_pids():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if d.conf.encode() in f.read():
+                            found.append(pid)
+                except OSError:
+                    pass
+            return found
+
+        def master():
+            for pid in ours():
+                st = proc_stat(pid)
+                if st and st[1] not in ours():
+                    return pid
+            return None
+        pid = wait_until(master, 10, "the detached master")
+        try:
+            self.assertEqual(os.getsid(pid), pid, "the master leads its own session")
+            wait_until(lambda: len(ours()) >= 3, 10, "the master and its workers")
+            self.serve_ok(d.port)
+        finally:
+            os.kill(pid, signal.SIGTERM)
+
+        def gone():
+            try:  # the runner is a subreaper: the master is its child now
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            return not ours()
+        wait_until(gone, 15, "no process of the detached daemon left")
 
     # ---- the pool follows the load
 
