@@ -9,6 +9,7 @@ import http.server
 import os
 import re
 import signal
+import shutil
 import socket
 import struct
 import subprocess
@@ -502,6 +503,23 @@ class Daemon:
         with self.cond:
             return [l for l in self.lines[since:]
                     if any(m in l for m in SANITIZER_MARKERS)]
+
+
+def finish_daemon(d):
+    """Test cleanup for a daemon a test started: stop it if it still runs
+    (Daemon.stop fails when anything of it is left), remove its files, and
+    raise if its output holds a sanitizer report from any time of its life."""
+    rc = 0
+    try:
+        if d.proc is not None and d.proc.poll() is None:
+            rc = d.stop()
+    finally:
+        d.kill_all()
+        shutil.rmtree(d.tmp, ignore_errors=True)
+    if d.sanitizer_errors():
+        raise AssertionError("sanitizer report in daemon output:\n" + d.text()[-4000:])
+    if rc != 0:
+        raise AssertionError(f"daemon exited with status {rc} on SIGTERM")
 
 
 def parse_kv(text):

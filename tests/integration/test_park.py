@@ -4,14 +4,13 @@ to a hub process, which relays it on and writes its audit line (parked=1)."""
 import ctypes
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
 import time
 import unittest
 
-from harness import (IS_ROOT, Daemon, Pattern, TcpServer, Thread, echo_handler,
+from harness import (finish_daemon, IS_ROOT, Daemon, Pattern, TcpServer, Thread, echo_handler,
                      echo_roundtrip, local_addr, needs_socks5d, open_session,
                      proc_stat, recv_exact, recv_hash, send_pattern,
                      wait_closed, wait_until)
@@ -101,15 +100,7 @@ class ParkBase(unittest.TestCase):
 
     def tearDown(self):
         for d in self.daemons:
-            try:
-                if d.alive():
-                    d.stop()
-            finally:
-                d.kill_all()
-                shutil.rmtree(d.tmp, ignore_errors=True)
-            errs = d.sanitizer_errors()
-            if errs:
-                self.fail("sanitizer report in daemon output:\n" + d.text()[-4000:])
+            finish_daemon(d)
 
     def parked(self, d, sock, since=0, timeout=10):
         """Waits for the hub's `park client=...` line of this client."""

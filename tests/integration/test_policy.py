@@ -2,10 +2,9 @@
 rule answers 02 and names itself in the log, a refused name is never
 looked up, and no match refuses (fail closed)."""
 
-import shutil
 import unittest
 
-from harness import (Daemon, TcpServer, connect_proxy, echo_handler,
+from harness import (finish_daemon, Daemon, TcpServer, connect_proxy, echo_handler,
                      echo_roundtrip, needs_netns, needs_socks5d, open_session,
                      read_reply, recv_exact, request_bytes, wait_closed,
                      wait_until)
@@ -20,14 +19,7 @@ class PolicyBase(unittest.TestCase):
         return d
 
     def finish(self, d):
-        try:
-            if d.proc.poll() is None:
-                self.assertEqual(d.stop(), 0)
-        finally:
-            d.kill_all()
-            shutil.rmtree(d.tmp, ignore_errors=True)
-        if d.sanitizer_errors():
-            self.fail("sanitizer report in daemon output:\n" + d.text()[-4000:])
+        finish_daemon(d)
 
     def request(self, d, host, port):
         """Greets and sends a CONNECT; returns (REP, the session's fields)."""

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (Daemon, IS_ROOT, all_pids, Pattern, TcpServer,
+from harness import (finish_daemon, Daemon, IS_ROOT, all_pids, Pattern, TcpServer,
                      Thread, closed_port, connect_proxy, echo_handler,
                      echo_roundtrip, fd_count, free_port, local_addr, needs_socks5d,
                      open_session, proc_stat, read_reply, recv_exact,
@@ -35,18 +35,7 @@ class ProcessBase(unittest.TestCase):
         return d
 
     def finish(self, d):
-        """Cleanup: stop (fails if anything was left) and scan for sanitizer
-        reports over the daemon's whole life."""
-        try:
-            if d.proc.poll() is None:
-                d.stop()
-        finally:
-            d.kill_all()
-            import shutil
-            shutil.rmtree(d.tmp, ignore_errors=True)
-        errs = d.sanitizer_errors()
-        if errs:
-            self.fail("sanitizer report in daemon output:\n" + d.text()[-4000:])
+        finish_daemon(d)
 
     def serve_ok(self, port, msg=b"ping"):
         s, _ = open_session(("127.0.0.1", port), *self.echo.addr)
