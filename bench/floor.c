@@ -124,8 +124,8 @@ dir_pump(struct dir *d)
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN)
-				d->held = 0, d->eof = true;
-			break;
+				d->eof = d->done = true;	/* dst is gone */
+			return moved;
 		}
 		d->held -= n;
 	}
@@ -173,15 +173,15 @@ relay(int client, int target, int pipes[2][2])
 		for (int i = 0; i < 2; i++)
 			again[i] = p[i].revents != 0 || p[1 - i].revents != 0;
 	}
-	/* A pipe left holding bytes is drained for the next session. */
-	for (int i = 0; i < 2; i++)
-		while (dirs[i].held > 0) {
-			char sink[4096];
-			ssize_t n = read(pipes[i][0], sink, sizeof sink);
-			if (n <= 0)
-				break;
-			dirs[i].held -= n;
-		}
+	/* A pipe left holding bytes (its reader gone) is emptied for the
+	 * next session: the pipes are non-blocking and hold at most
+	 * PIPE_BYTES, so this ends. */
+	for (int i = 0; i < 2; i++) {
+		char sink[4096];
+		while (dirs[i].held > 0 &&
+		    read(pipes[i][0], sink, sizeof sink) > 0)
+			;
+	}
 }
 
 static void
