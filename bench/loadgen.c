@@ -68,7 +68,7 @@ static const char *fail_name[F_N] = { "connect", "reset", "socks", "timeout", "o
 static struct {
 	enum mode mode;
 	int clients, threads, payload, inflight;
-	double duration, warmup, timeout, hold;
+	double duration, warmup, timeout, hold, pause;
 	bool proxied;
 	struct sockaddr_storage proxy;
 	socklen_t proxylen;
@@ -84,6 +84,7 @@ static int tport[T_N];       /* target ports (same on 127.0.0.1 and ::1) */
 static int srcfd = -1;       /* memfd the source sends from */
 static int64_t t_start, t_meas0, t_meas1;
 static atomic_int stop, phase; /* phase: 0 set-up, 1 verify (idle) */
+static atomic_int go = 1;     /* stream-up: 0 while streams pause (-I) */
 static atomic_int threads_done;
 static pthread_barrier_t barrier;
 
@@ -526,6 +527,8 @@ static void client_event(struct thr *t, struct client *c, uint32_t ev)
 			}
 			break; /* unexpected data: ignore */
 		case C_UP:
+			if (!atomic_load_explicit(&go, memory_order_relaxed))
+				return; /* pausing (-I): each thread kicks its streams */
 			for (;;) {
 				off_t off = 0;
 				n = sendfile(c->fd, srcfd, &off, SRCSIZE);
@@ -589,7 +592,16 @@ static void *thread_main(void *arg)
 	int cap = opt.inflight / opt.threads;
 	if (cap < 1)
 		cap = 1;
+	bool kicked = atomic_load(&go);
 	while (!atomic_load(&stop)) {
+		if (!kicked && atomic_load(&go)) {
+			/* The pause is over: start the streams, whose sockets
+			 * (edge-triggered) will not report writable again. */
+			kicked = true;
+			for (int i = 0; i < t->ncl; i++)
+				if (t->cl[i].state == C_UP)
+					client_event(t, &t->cl[i], EPOLLOUT);
+		}
 		if (opt.mode == M_IDLE) {
 			if (myphase == 0) {
 				while (next < t->ncl && t->started - t->finished < cap)
@@ -722,6 +734,8 @@ static void usage(void)
 		"  -w S      warm-up seconds (rate, stream; default 0.5)\n"
 		"  -T S      time limit for set-up / burst / verify (default 30)\n"
 		"  -H S      idle: hold seconds after stdin EOF (default 0)\n"
+		"  -I S      stream-up: every stream waits S seconds after CONNECT\n"
+		"            before it sends (a proxy may park it meanwhile)\n"
 		"  -i N      idle: sessions being set up at once (default 64)\n"
 		"  -s N      echo payload bytes (default 64, at most 512)\n");
 	exit(2);
@@ -839,6 +853,8 @@ int main(int argc, char **argv)
 			opt.timeout = atof(v);
 		} else if (ARG("-H", "--hold")) {
 			opt.hold = atof(v);
+		} else if (ARG("-I", "--pause")) {
+			opt.pause = atof(v);
 		} else if (ARG("-i", "--inflight")) {
 			opt.inflight = atoi(v);
 		} else if (ARG("-s", "--payload")) {
@@ -853,6 +869,10 @@ int main(int argc, char **argv)
 		usage();
 	if (opt.user && (!opt.pass || strlen(opt.user) > 255 || strlen(opt.pass) > 255))
 		usage();
+	if (opt.pause < 0 || opt.pause > 3600 || (opt.pause > 0 && opt.mode != M_UP))
+		usage();
+	if (opt.pause > 0)
+		atomic_store(&go, 0);
 	if (opt.threads > opt.clients)
 		opt.threads = opt.clients;
 	signal(SIGPIPE, SIG_IGN);
@@ -948,6 +968,10 @@ int main(int argc, char **argv)
 		while (sum_ready() < opt.clients && now_ns() < deadline)
 			usleep(2000);
 		streams_ready = sum_ready();
+		if (!atomic_load(&go)) {
+			usleep((useconds_t)(opt.pause * 1e6));
+			atomic_store(&go, 1);
+		}
 		sleep_until(now_ns() + (int64_t)(opt.warmup * 1e9));
 		size_t off = opt.mode == M_UP ? offsetof(struct thr, sink_bytes) : offsetof(struct thr, down_bytes);
 		uint64_t b0 = sum_atomic(off);

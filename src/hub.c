@@ -1,6 +1,7 @@
 /* hub.c: the hub process: relays parked (long idle) sessions, many per process. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -26,6 +27,8 @@
 #define HUB_FD_RESERVE	4	/* fds kept free beyond the sessions' */
 #define HUB_SCAN_MS	1000	/* idle timeouts are checked this often */
 #define HUB_MAX_EVENTS	256
+#define HUB_FILL_READS	16	/* reads per event while the dst takes all */
+#define HUB_PIPES	64	/* splice: pipes for sessions moving bytes */
 #define HUB_TAKE_BATCH	64	/* messages read per wake-up */
 #define HUB_MAX_FDS	8	/* fds one message may bring before MSG_CTRUNC */
 #define HUB_MAX_AGE_MS	((int64_t)400 * 86400 * 1000)	/* a session's start */
@@ -47,7 +50,8 @@ struct hsock {
  * writes sock[SIDE_TARGET], dir[RELAY_DOWN] the reverse. */
 struct hdir {
 	uint8_t *buf;			/* NULL while nothing waits */
-	size_t off, len;
+	int pipe[2];			/* splice: -1 while nothing waits */
+	size_t off, len;		/* len: bytes held in buf or pipe */
 	bool eof, shut;
 	uint64_t bytes;			/* delivered, the worker's count included */
 };
@@ -80,6 +84,63 @@ static struct {
 /* Bytes go through here first: a direction needs its own buffer only for
  * what the other side does not take at once. */
 static uint8_t scratch[HUB_BUF];
+
+/* relay.mode splice: a direction that moves bytes borrows a pipe, and
+ * gives it back once it is empty, so idle parked sessions hold none. At
+ * most HUB_PIPES are open, outside the fds the tickets promise; when all
+ * are out, a direction copies through scratch instead. */
+static struct {
+	bool on;
+	int size;			/* relay.pipe_size */
+	int free[HUB_PIPES][2];
+	int nfree, nopen;
+} pipes;
+
+/* fds kept out of the sessions' share. */
+static long
+hub_fd_reserve(void)
+{
+	return HUB_FD_RESERVE + (pipes.on ? 2 * HUB_PIPES : 0);
+}
+
+/* 0 with a pipe in h->pipe, or -1: none to be had (copy instead). */
+static int
+pipe_borrow(struct hdir *h)
+{
+	if (pipes.nfree > 0) {
+		pipes.nfree--;
+		h->pipe[0] = pipes.free[pipes.nfree][0];
+		h->pipe[1] = pipes.free[pipes.nfree][1];
+		return 0;
+	}
+	if (pipes.nopen >= HUB_PIPES ||
+	    pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		h->pipe[0] = h->pipe[1] = -1;
+		return -1;
+	}
+	(void)fcntl(h->pipe[1], F_SETPIPE_SZ, pipes.size);
+	pipes.nopen++;
+	return 0;
+}
+
+/* An empty pipe goes back to the pool; one still holding bytes (its
+ * session ended) is closed. */
+static void
+pipe_return(struct hdir *h)
+{
+	if (h->pipe[0] == -1)
+		return;
+	if (h->len == 0 && pipes.nfree < HUB_PIPES) {
+		pipes.free[pipes.nfree][0] = h->pipe[0];
+		pipes.free[pipes.nfree][1] = h->pipe[1];
+		pipes.nfree++;
+	} else {
+		close(h->pipe[0]);
+		close(h->pipe[1]);
+		pipes.nopen--;
+	}
+	h->pipe[0] = h->pipe[1] = -1;
+}
 
 /* 0, or -1 (errno) when epoll cannot take the socket (ENOMEM, ENOSPC
  * from max_user_watches): that ends one session, not the hub. */
@@ -166,6 +227,7 @@ hsession_end(struct hsession *s, enum relay_end end)
 		if (s->sock[i].in_set)
 			(void)hub_ctl_try(&s->sock[i], EPOLL_CTL_DEL, 0);
 		close(s->sock[i].fd);
+		pipe_return(&s->dir[i]);
 		free(s->dir[i].buf);
 		s->dir[i].buf = NULL;
 	}
@@ -203,11 +265,16 @@ static int
 hdir_flush(struct hsession *s, int d)
 {
 	struct hdir *h = &s->dir[d];
+	int dst = s->sock[1 - d].fd;
 	ssize_t n;
 
 	if (h->len == 0)
 		return 0;
-	n = send(s->sock[1 - d].fd, h->buf + h->off, h->len, MSG_NOSIGNAL);
+	if (h->pipe[0] != -1)
+		n = splice(h->pipe[0], NULL, dst, NULL, h->len,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	else
+		n = send(dst, h->buf + h->off, h->len, MSG_NOSIGNAL);
 	if (n == -1)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
 	h->off += (size_t)n;
@@ -216,7 +283,8 @@ hdir_flush(struct hsession *s, int d)
 	if (n > 0)
 		s->last = io_now_ms();
 	if (h->len == 0) {
-		/* An idle parked session holds no buffer. */
+		/* An idle parked session holds no buffer and no pipe. */
+		pipe_return(h);
 		free(h->buf);
 		h->buf = NULL;
 		h->off = 0;
@@ -224,15 +292,54 @@ hdir_flush(struct hsession *s, int d)
 	return 0;
 }
 
-/* Reads once and sends on at once; only the rest is buffered. 0, or -1
+/* relay.mode splice: source to a borrowed pipe, and on at once. As
+ * hdir_fill_once. */
+static int
+hdir_splice_once(struct hsession *s, int d, int *bad)
+{
+	struct hdir *h = &s->dir[d];
+	ssize_t n;
+
+	n = splice(s->sock[d].fd, NULL, h->pipe[1], NULL, (size_t)pipes.size,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n <= 0) {
+		int saved = errno;
+
+		pipe_return(h);
+		if (n == -1) {
+			if (saved == EAGAIN || saved == EINTR)
+				return 0;
+			errno = saved;
+			*bad = s->sock[d].fd;
+			return -1;
+		}
+		s->last = io_now_ms();
+		h->eof = true;
+		if (s->first_eof == -1)
+			s->first_eof = d;
+		return 0;
+	}
+	s->last = io_now_ms();
+	h->len = (size_t)n;
+	if (hdir_flush(s, d) == -1) {
+		*bad = s->sock[1 - d].fd;
+		return -1;
+	}
+	return h->len == 0;
+}
+
+/* Reads once and sends on at once; only the rest is buffered. 1 if all
+ * of what was read went on (the source may have more), 0 otherwise, or -1
  * with errno and the failing socket in *bad. */
 static int
-hdir_fill(struct hsession *s, int d, int *bad)
+hdir_fill_once(struct hsession *s, int d, int *bad)
 {
 	struct hdir *h = &s->dir[d];
 	int src = s->sock[d].fd, dst = s->sock[1 - d].fd;
 	ssize_t n, w;
 
+	if (pipes.on && pipe_borrow(h) == 0)
+		return hdir_splice_once(s, d, bad);
 	n = recv(src, scratch, sizeof(scratch), 0);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
@@ -262,8 +369,21 @@ hdir_fill(struct hsession *s, int d, int *bad)
 		memcpy(h->buf, scratch + w, (size_t)(n - w));
 		h->off = 0;
 		h->len = (size_t)(n - w);
+		return 0;
 	}
-	return 0;
+	return 1;
+}
+
+/* A parked session that turns busy: a few reads per event rather than one
+ * per epoll_wait, bounded so that one session cannot starve the others. */
+static int
+hdir_fill(struct hsession *s, int d, int *bad)
+{
+	int rc = 1;
+
+	for (int i = 0; i < HUB_FILL_READS && rc == 1; i++)
+		rc = hdir_fill_once(s, d, bad);
+	return rc == -1 ? -1 : 0;
 }
 
 /* EOF on one side becomes shutdown(SHUT_WR) on the other once everything
@@ -409,6 +529,7 @@ hsession_start(const struct hub_msg *m, const int fds[2])
 	for (int i = 0; i < 2; i++) {
 		s->sock[i].s = s;
 		s->sock[i].fd = fds[i];
+		s->dir[i].pipe[0] = s->dir[i].pipe[1] = -1;
 		(void)io_set_nonblock(fds[i], 1);
 	}
 	s->next = hub.sessions;
@@ -437,7 +558,7 @@ static int hub_send_msg(int chan, const struct hub_msg *msg, int client,
 static bool
 hub_has_room(void)
 {
-	return hub.maxfds - hub.nfds >= HUB_FD_RESERVE + 2;
+	return hub.maxfds - hub.nfds >= hub_fd_reserve() + 2;
 }
 
 /* What the workers may send: every session the fds can hold, less the
@@ -447,7 +568,7 @@ hub_has_room(void)
 static void
 hub_open_room(void)
 {
-	long n = (hub.maxfds - hub.nfds - HUB_FD_RESERVE) / 2 -
+	long n = (hub.maxfds - hub.nfds - hub_fd_reserve()) / 2 -
 	    hub.h->queue_msgs;
 
 	atomic_store(&hub.h->room->tickets, n > 0 ? n : 0);
@@ -685,6 +806,8 @@ hub_main(struct hub *h)
 	memset(&hub, 0, sizeof(hub));
 	hub.h = h;
 	hub.idle_ms = h->conf->timeouts.idle * 1000;
+	pipes.on = h->conf->relay.mode == RELAY_SPLICE;
+	pipes.size = h->conf->relay.pipe_size;
 	hub.chan.fd = h->chan;
 	hub_setup_signals();
 	priv_drop(h->conf, h->master, "hub");

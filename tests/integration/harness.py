@@ -743,8 +743,12 @@ class ClientSocket(socket.socket):
         self.laddr = self.getsockname()
 
 
-def connect_proxy(proxy, timeout=IO_TIMEOUT):
+def connect_proxy(proxy, timeout=IO_TIMEOUT, rcvbuf=None):
+    """A connected client socket; rcvbuf (SO_RCVBUF, set before connect)
+    makes a slow reader's window small."""
     s = ClientSocket(family_of(proxy[0]), socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(timeout)
     s.connect(proxy)
     return s
@@ -819,9 +823,9 @@ def wait_closed(sock, timeout=CLOSE_DEADLINE):
         data += b
 
 
-def open_session(proxy, host, port, timeout=IO_TIMEOUT):
+def open_session(proxy, host, port, timeout=IO_TIMEOUT, rcvbuf=None):
     """A client socket after a successful greeting and CONNECT: (sock, reply)."""
-    s = connect_proxy(proxy, timeout)
+    s = connect_proxy(proxy, timeout, rcvbuf)
     try:
         s.sendall(b"\x05\x01\x00")
         got = recv_exact(s, 2, timeout)
