@@ -53,6 +53,7 @@ struct hdir {
 	int pipe[2];			/* splice: -1 while nothing waits */
 	size_t off, len;		/* len: bytes held in buf or pipe */
 	bool eof, shut;
+	bool urgent;			/* EPOLLPRI: TCP urgent data to step over */
 	uint64_t bytes;			/* delivered, the worker's count included */
 };
 
@@ -171,7 +172,7 @@ hsock_want(const struct hsession *s, int side)
 	uint32_t ev = 0;
 
 	if (!rd->eof && rd->len == 0)
-		ev |= EPOLLIN;
+		ev |= EPOLLIN | EPOLLPRI;
 	if (wr->len > 0)
 		ev |= EPOLLOUT;
 	return ev;
@@ -292,54 +293,18 @@ hdir_flush(struct hsession *s, int d)
 	return 0;
 }
 
-/* relay.mode splice: source to a borrowed pipe, and on at once. As
- * hdir_fill_once. */
+/* Reads once through scratch and sends on at once; only the rest is
+ * buffered. 1 if all of what was read went on (the source may have more),
+ * 0 otherwise, or -1 with errno and the failing socket in *bad. recv()
+ * steps over TCP urgent data, which is not relayed. */
 static int
-hdir_splice_once(struct hsession *s, int d, int *bad)
-{
-	struct hdir *h = &s->dir[d];
-	ssize_t n;
-
-	n = splice(s->sock[d].fd, NULL, h->pipe[1], NULL, (size_t)pipes.size,
-	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if (n <= 0) {
-		int saved = errno;
-
-		pipe_return(h);
-		if (n == -1) {
-			if (saved == EAGAIN || saved == EINTR)
-				return 0;
-			errno = saved;
-			*bad = s->sock[d].fd;
-			return -1;
-		}
-		s->last = io_now_ms();
-		h->eof = true;
-		if (s->first_eof == -1)
-			s->first_eof = d;
-		return 0;
-	}
-	s->last = io_now_ms();
-	h->len = (size_t)n;
-	if (hdir_flush(s, d) == -1) {
-		*bad = s->sock[1 - d].fd;
-		return -1;
-	}
-	return h->len == 0;
-}
-
-/* Reads once and sends on at once; only the rest is buffered. 1 if all
- * of what was read went on (the source may have more), 0 otherwise, or -1
- * with errno and the failing socket in *bad. */
-static int
-hdir_fill_once(struct hsession *s, int d, int *bad)
+hdir_copy_once(struct hsession *s, int d, int *bad)
 {
 	struct hdir *h = &s->dir[d];
 	int src = s->sock[d].fd, dst = s->sock[1 - d].fd;
 	ssize_t n, w;
 
-	if (pipes.on && pipe_borrow(h) == 0)
-		return hdir_splice_once(s, d, bad);
+	h->urgent = false;
 	n = recv(src, scratch, sizeof(scratch), 0);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
@@ -372,6 +337,58 @@ hdir_fill_once(struct hsession *s, int d, int *bad)
 		return 0;
 	}
 	return 1;
+}
+
+/* relay.mode splice: source to a borrowed pipe, and on at once. As
+ * hdir_copy_once. splice stops for good at TCP urgent data (0, or EAGAIN
+ * after EPOLLPRI): there the pipe, empty, goes back and recv() steps over
+ * the urgent byte. */
+static int
+hdir_splice_once(struct hsession *s, int d, int *bad)
+{
+	struct hdir *h = &s->dir[d];
+	ssize_t n;
+
+	n = splice(s->sock[d].fd, NULL, h->pipe[1], NULL, (size_t)pipes.size,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if ((n == 0 || (n == -1 && errno == EAGAIN && h->urgent)) &&
+	    io_at_urgent_mark(s->sock[d].fd)) {
+		pipe_return(h);
+		return hdir_copy_once(s, d, bad);
+	}
+	if (n <= 0) {
+		int saved = errno;
+
+		pipe_return(h);
+		if (n == -1) {
+			if (saved == EAGAIN || saved == EINTR)
+				return 0;
+			errno = saved;
+			*bad = s->sock[d].fd;
+			return -1;
+		}
+		s->last = io_now_ms();
+		h->eof = true;
+		if (s->first_eof == -1)
+			s->first_eof = d;
+		return 0;
+	}
+	s->last = io_now_ms();
+	h->len = (size_t)n;
+	if (hdir_flush(s, d) == -1) {
+		*bad = s->sock[1 - d].fd;
+		return -1;
+	}
+	return h->len == 0;
+}
+
+/* One read and send, by splice when a pipe can be had. */
+static int
+hdir_fill_once(struct hsession *s, int d, int *bad)
+{
+	if (pipes.on && pipe_borrow(&s->dir[d]) == 0)
+		return hdir_splice_once(s, d, bad);
+	return hdir_copy_once(s, d, bad);
 }
 
 /* A parked session that turns busy: a few reads per event rather than one
@@ -429,7 +446,9 @@ hsession_event(struct hsession *s, int side, uint32_t ev)
 	}
 	if (ev & EPOLLHUP)
 		k->hup = true;
-	if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+	if (ev & EPOLLPRI)
+		s->dir[side].urgent = true;
+	if ((ev & (EPOLLIN | EPOLLPRI | EPOLLHUP | EPOLLERR)) &&
 	    (hsock_want(s, side) & EPOLLIN) &&
 	    hdir_fill(s, side, &bad) == -1)
 		goto failed;

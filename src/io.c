@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,4 +117,14 @@ io_set_nonblock(int fd, int on)
 		return -1;
 	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
 	return fcntl(fd, F_SETFL, fl);
+}
+
+bool
+io_at_urgent_mark(int fd)
+{
+	int saved = errno, at = 0;
+	bool yes = ioctl(fd, SIOCATMARK, &at) == 0 && at != 0;
+
+	errno = saved;
+	return yes;
 }

@@ -3,6 +3,7 @@
 #define SOCKS5D_IO_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -27,5 +28,11 @@ ssize_t io_read_some(int fd, void *buf, size_t cap, int64_t deadline);
 int io_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 /* Sets or clears O_NONBLOCK: 0 or -1. */
 int io_set_nonblock(int fd, int on);
+
+/* Whether the next byte to read from TCP socket fd is urgent data (a byte
+ * its peer sent with MSG_OOB). splice(2) stops there for good: it says
+ * EAGAIN, or 0 once a FIN follows. recv() steps over the byte. errno is
+ * kept. */
+bool io_at_urgent_mark(int fd);
 
 #endif

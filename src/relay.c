@@ -21,6 +21,7 @@ struct dir {
 	size_t off;			/* copy: where they start in buf */
 	bool rd_ready, wr_ready;	/* worth trying without polling */
 	bool pipe_full;			/* splice said EAGAIN with bytes held */
+	bool urgent;			/* poll said POLLPRI: TCP urgent data */
 	bool eof, shut;
 	uint64_t bytes;			/* delivered to dst */
 };
@@ -104,6 +105,61 @@ ensure_bufs(struct relay_ctx *ctx)
 			fatal("malloc relay buffer");
 }
 
+/* splice(2) stops for good at TCP urgent data (a byte the peer sent with
+ * MSG_OOB): it says EAGAIN, or 0 once a FIN follows, and the session would
+ * spin or lose what follows. recv() steps over the urgent byte, which is
+ * not relayed (as in copy mode), and reads what comes after it; that goes
+ * into the pipe, which is empty here and takes a page at once. */
+static ssize_t
+dir_fill_past_urgent(struct dir *d)
+{
+	uint8_t buf[4096];
+	ssize_t n = recv(d->src, buf, sizeof(buf), 0);
+
+	d->urgent = false;
+	if (n > 0) {
+		if (write(d->pwr, buf, (size_t)n) != n) {
+			errno = EIO;
+			return -1;
+		}
+		d->len = (size_t)n;
+		return n;
+	}
+	if (n == 0) {
+		d->eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		d->rd_ready = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* Splice read: 0 from splice may be the urgent mark rather than EOF, and
+ * so may EAGAIN after poll said POLLPRI. At the mark, the pipe is drained
+ * first, then the byte is stepped over. Returns what splice would, or
+ * what dir_fill_past_urgent did; *done when that was the latter. */
+static ssize_t
+dir_splice_in(struct dir *d, bool *done)
+{
+	ssize_t n = splice(d->src, NULL, d->pwr, NULL, d->cap - d->len,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+	*done = false;
+	if (n > 0 || (n == -1 && (errno != EAGAIN || !d->urgent)))
+		return n;
+	if (!io_at_urgent_mark(d->src)) {
+		d->urgent = false;
+		return n;
+	}
+	*done = true;
+	if (d->len == 0)
+		return dir_fill_past_urgent(d);
+	d->pipe_full = true;
+	return 0;
+}
+
 /* Moves bytes from src into the pipe/buffer: >0 moved, 0 would block,
  * -1 error. Sets eof on end of stream. */
 static ssize_t
@@ -112,8 +168,11 @@ dir_fill(struct dir *d)
 	ssize_t n;
 
 	if (d->prd != -1) {
-		n = splice(d->src, NULL, d->pwr, NULL, d->cap - d->len,
-		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		bool done;
+
+		n = dir_splice_in(d, &done);
+		if (done)
+			return n;
 	} else {
 		if (d->len == 0)
 			d->off = 0;
@@ -211,7 +270,7 @@ static short
 dir_events_src(const struct dir *d)
 {
 	return !d->eof && d->len < d->cap && !d->pipe_full && !d->rd_ready ?
-	    POLLIN : 0;
+	    POLLIN | POLLPRI : 0;
 }
 
 static short
@@ -283,8 +342,10 @@ wake_on_events(struct dir dirs[2], const struct pollfd pfd[2])
 		/* dirs[0] reads pfd[0] (client), writes pfd[1]; dirs[1] the reverse. */
 		short rev_src = pfd[i].revents, rev_dst = pfd[1 - i].revents;
 
-		if (rev_src & (POLLIN | POLLHUP | POLLERR))
+		if (rev_src & (POLLIN | POLLPRI | POLLHUP | POLLERR))
 			dirs[i].rd_ready = true;
+		if (rev_src & POLLPRI)
+			dirs[i].urgent = true;
 		if (rev_dst & (POLLOUT | POLLHUP | POLLERR))
 			dirs[i].wr_ready = true;
 	}

@@ -615,6 +615,26 @@ def echo_handler(conn, server):
     return total
 
 
+def send_around_urgent(sock, before, after):
+    """Sends before, one urgent byte (MSG_OOB), then after."""
+    sock.sendall(before)
+    sock.send(b"U", socket.MSG_OOB)
+    sock.sendall(after)
+
+
+def urgent_handler(conn, server):
+    """Reads to EOF (what a proxy relayed), then answers b"r", an urgent
+    byte, b"ssss" and closes. Returns what it read."""
+    got = bytearray()
+    while True:
+        b = conn.recv(65536)
+        if not b:
+            break
+        got += b
+    send_around_urgent(conn, b"r", b"ssss")
+    return bytes(got)
+
+
 def sink_handler(conn, server):
     """Reads to EOF: returns all bytes (for small pipelining tests)."""
     chunks = []

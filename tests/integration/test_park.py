@@ -12,8 +12,8 @@ import unittest
 
 from harness import (finish_daemon, IS_ROOT, Daemon, Pattern, TcpServer, Thread, echo_handler,
                      echo_roundtrip, local_addr, needs_socks5d, open_session,
-                     proc_stat, recv_exact, recv_hash, send_pattern,
-                     wait_closed, wait_until)
+                     proc_stat, recv_exact, recv_hash, send_around_urgent,
+                     send_pattern, urgent_handler, wait_closed, wait_until)
 
 PARK = dict(park_after=1)
 
@@ -192,6 +192,28 @@ class ParkBase(unittest.TestCase):
             self.assertEqual((fields["up"], fields["down"]),
                              ("1", str(pat.length)), fields)
         self.assertEqual(d.hub_pids(), [hub])
+        self.assertEqual(d.stop(), 0)
+
+    def test_urgent_byte_after_parking(self):
+        """As in test_relay: an urgent byte is stepped over, not relayed,
+        and the hub neither spins on it nor loses what follows."""
+        d = self.start()
+        e, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with e:  # no FIN: what follows the urgent byte must still come
+            self.parked(d, e)
+            send_around_urgent(e, b"a", b"bbbb")
+            self.assertEqual(recv_exact(e, 5, 15), b"abbbb")
+        srv = TcpServer(urgent_handler)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr)
+        with c:
+            self.parked(d, c)
+            send_around_urgent(c, b"a", b"bbbb")
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(srv.result(15), b"abbbb")
+            self.assertEqual(wait_closed(c, 15), b"rssss")
+        fields = self.session_fields(d, c)
+        self.assertEqual((fields["up"], fields["down"]), ("5", "5"), fields)
         self.assertEqual(d.stop(), 0)
 
     # ---- (2) half-close after parking, both ways

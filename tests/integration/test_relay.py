@@ -10,8 +10,9 @@ import time
 from harness import (DUAL_NAME, V6ONLY_NAME, DaemonCase, Pattern, TcpServer,
                      Thread, connect_proxy, echo_handler, echo_roundtrip, needs_netns,
                      open_session, read_reply, recv_exact, recv_hash,
-                     request_bytes, send_pattern, sink_handler, wait_closed,
-                     wait_until, IS_MICROSOCKS)
+                     request_bytes, send_around_urgent, send_pattern,
+                     sink_handler, urgent_handler, wait_closed, wait_until,
+                     IS_MICROSOCKS)
 
 MiB = 1 << 20
 
@@ -54,6 +55,25 @@ class RelayBase(DaemonCase):
             self.assertEqual(wait_closed(s), b"")
         self.assertEqual(srv.result(), up)
         self.session_log(s, rep=0, up=1234, down=4321, end="target")
+
+    def test_urgent_byte_neither_stalls_nor_loses_data(self):
+        # A byte sent with MSG_OOB (TCP urgent data) is not relayed, as
+        # with recv(). splice(2) stops at it for good, so the relay must
+        # step over it: no spin, nothing after it lost, both ways, with a
+        # FIN right behind it.
+        e, _ = open_session(self.proxy, *self.echo.addr)
+        with e:  # no FIN: what follows the urgent byte must still come
+            send_around_urgent(e, b"a", b"bbbb")
+            self.assertEqual(recv_exact(e, 5, 15), b"abbbb")
+        srv = TcpServer(urgent_handler)
+        self.addCleanup(srv.close)
+        s, _ = open_session(self.proxy, *srv.addr)
+        with s:
+            send_around_urgent(s, b"a", b"bbbb")
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(srv.result(15), b"abbbb")
+            self.assertEqual(wait_closed(s, 15), b"rssss")
+        self.session_log(s, rep=0, up=5, down=5, end="client")
 
     def test_half_close_client_first(self):
         # Client: request, FIN. Target sees EOF, still answers, closes.
