@@ -29,6 +29,7 @@
 #define HUB_MAX_EVENTS	256
 #define HUB_FILL_READS	16	/* reads per event while the dst takes all */
 #define HUB_PIPES	64	/* splice: pipes for sessions moving bytes */
+#define HUB_PIPES_KEPT	4	/* empty ones kept through a quiet second */
 #define HUB_TAKE_BATCH	64	/* messages read per wake-up */
 #define HUB_MAX_FDS	8	/* fds one message may bring before MSG_CTRUNC */
 #define HUB_MAX_AGE_MS	((int64_t)400 * 86400 * 1000)	/* a session's start */
@@ -95,6 +96,7 @@ static struct {
 	int size;			/* relay.pipe_size */
 	int free[HUB_PIPES][2];
 	int nfree, nopen;
+	unsigned borrowed;		/* since the last scan */
 } pipes;
 
 /* fds kept out of the sessions' share. */
@@ -108,6 +110,7 @@ hub_fd_reserve(void)
 static int
 pipe_borrow(struct hdir *h)
 {
+	pipes.borrowed++;
 	if (pipes.nfree > 0) {
 		pipes.nfree--;
 		h->pipe[0] = pipes.free[pipes.nfree][0];
@@ -141,6 +144,21 @@ pipe_return(struct hdir *h)
 		pipes.nopen--;
 	}
 	h->pipe[0] = h->pipe[1] = -1;
+}
+
+/* After a quiet second the pool keeps only a few empty pipes: they count
+ * against the user's pipe pages, which the workers' pipes share. */
+static void
+pipes_trim(void)
+{
+	if (pipes.borrowed == 0)
+		while (pipes.nfree > HUB_PIPES_KEPT) {
+			pipes.nfree--;
+			close(pipes.free[pipes.nfree][0]);
+			close(pipes.free[pipes.nfree][1]);
+			pipes.nopen--;
+		}
+	pipes.borrowed = 0;
 }
 
 /* 0, or -1 (errno) when epoll cannot take the socket (ENOMEM, ENOSPC
@@ -719,6 +737,7 @@ hub_scan(int64_t now)
 		else if (now - s->last >= hub.idle_ms)
 			hsession_end(s, RELAY_END_IDLE);
 	}
+	pipes_trim();
 	hub.last_scan = now;
 }
 
