@@ -194,40 +194,6 @@ class ParkBase(unittest.TestCase):
         self.assertEqual(d.hub_pids(), [hub])
         self.assertEqual(d.stop(), 0)
 
-    def test_hub_pipes_are_given_back(self):
-        """Splice mode: eight parked sessions holding bytes at once take a
-        pipe each; when they are done, a quiet second later the hub keeps
-        four empty ones (HUB_PIPES_KEPT) and closes the rest."""
-        if self.relay != "splice":
-            self.skipTest("hubs take pipes in splice mode only")
-        d = self.start()
-        pat = Pattern(6 << 20, seed=9)  # more than a socket buffer holds
-        srv = TcpServer(pattern_on_request(pat))
-        self.addCleanup(srv.close)
-        hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
-        base = fd_count(hub)
-        socks = []
-        try:
-            for _ in range(8):
-                c, _ = open_session(("127.0.0.1", d.port), *srv.addr, rcvbuf=4096)
-                socks.append(c)
-            for c in socks:
-                self.parked(d, c)
-            for c in socks:
-                c.sendall(b"x")
-            # Nobody reads yet: every session holds bytes in a pipe.
-            wait_until(lambda: fd_count(hub) >= base + 8 * 2 + 8 * 2, 10,
-                       "a pipe per session")
-            for c in socks:  # now read at full speed
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                self.assertEqual(recv_hash(c), (pat.length, pat.sha256()))
-        finally:
-            for c in socks:
-                c.close()
-        wait_until(lambda: fd_count(hub) == base + 4 * 2, 10,
-                   "four empty pipes kept")
-        self.assertEqual(d.stop(), 0)
-
     def test_urgent_byte_after_parking(self):
         """As in test_relay: an urgent byte is stepped over, not relayed,
         and the hub neither spins on it nor loses what follows."""
@@ -500,6 +466,39 @@ class ParkBase(unittest.TestCase):
 
 class ParkSplice(ParkBase):
     relay = "splice"
+
+    # Hubs take pipes in splice mode only.
+    def test_hub_pipes_are_given_back(self):
+        """Splice mode: eight parked sessions holding bytes at once take a
+        pipe each; when they are done, a quiet second later the hub keeps
+        four empty ones (HUB_PIPES_KEPT) and closes the rest."""
+        d = self.start()
+        pat = Pattern(6 << 20, seed=9)  # more than a socket buffer holds
+        srv = TcpServer(pattern_on_request(pat))
+        self.addCleanup(srv.close)
+        hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
+        base = fd_count(hub)
+        socks = []
+        try:
+            for _ in range(8):
+                c, _ = open_session(("127.0.0.1", d.port), *srv.addr, rcvbuf=4096)
+                socks.append(c)
+            for c in socks:
+                self.parked(d, c)
+            for c in socks:
+                c.sendall(b"x")
+            # Nobody reads yet: every session holds bytes in a pipe.
+            wait_until(lambda: fd_count(hub) >= base + 8 * 2 + 8 * 2, 10,
+                       "a pipe per session")
+            for c in socks:  # now read at full speed
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                self.assertEqual(recv_hash(c), (pat.length, pat.sha256()))
+        finally:
+            for c in socks:
+                c.close()
+        wait_until(lambda: fd_count(hub) == base + 4 * 2, 10,
+                   "four empty pipes kept")
+        self.assertEqual(d.stop(), 0)
 
 
 class ParkCopy(ParkBase):
