@@ -9,6 +9,8 @@
 
 #include "connect.h"
 #include "io.h"
+#include "log.h"
+#include "rules.h"
 
 static int
 errno_from_gai(int rc)
@@ -137,4 +139,75 @@ done:
 fail:
 	close(fd);
 	return err;
+}
+
+/* Resolves, checks each address against the rules, connects to the first
+ * allowed one that answers. Returns SUCCEEDED with c->target open, or the
+ * REP code of the failure with rec->end set. */
+static uint8_t
+connect_open(struct cmd_ctx *c, const struct socks5_request *req)
+{
+	const struct sockaddr *peer = (const struct sockaddr *)&c->rec->client;
+	struct sockaddr_storage addrs[CONNECT_MAX_ADDRS];
+	int n, err, last_err = 0;
+	bool allowed = false;
+	struct verdict v;
+	int64_t deadline;
+
+	/* No lookup for a client whose request no rule could let through:
+	 * the proxy is not a name oracle for clients it refuses. */
+	v = rules_may_pass(c->conf, peer, req->cmd, req->dst.port);
+	if (!v.pass) {
+		c->rec->rule = v.rule;
+		c->rec->end = AUDIT_END_REFUSED;
+		return SOCKS5_REP_NOT_ALLOWED;
+	}
+	err = connect_resolve(&req->dst, addrs, &n);
+	if (err != 0) {
+		c->rec->end = AUDIT_END_FAILED;
+		return socks5_rep_from_errno(err);
+	}
+	deadline = io_now_ms() + (int64_t)c->conf->timeouts.connect * 1000;
+	for (int i = 0; i < n; i++) {
+		const struct sockaddr *sa = (struct sockaddr *)&addrs[i];
+
+		v = rules_match_request(c->conf, peer, req->cmd, sa);
+		c->rec->rule = v.rule;
+		if (!v.pass)
+			continue;
+		allowed = true;
+		err = connect_to(c->conf, sa, deadline, &c->target);
+		if (err == 0) {
+			c->rec->target = addrs[i];
+			return SOCKS5_REP_SUCCEEDED;
+		}
+		last_err = err;
+		log_debug("connect %s: %s", c->rec->dst, strerror(err));
+		if (io_now_ms() >= deadline || io_cutoff_passed())
+			break;
+	}
+	c->rec->end = !allowed ? AUDIT_END_REFUSED : io_cutoff_passed() ?
+	    AUDIT_END_SHUTDOWN : AUDIT_END_FAILED;
+	if (!allowed)
+		return SOCKS5_REP_NOT_ALLOWED;
+	return io_cutoff_passed() ? SOCKS5_REP_GENERAL_FAILURE :
+	    socks5_rep_from_errno(last_err);
+}
+
+void
+connect_command(struct cmd_ctx *c, const struct socks5_request *req)
+{
+	struct sockaddr_storage bnd;
+	socklen_t len = sizeof(bnd);
+	uint8_t rep = connect_open(c, req);
+
+	if (rep != SOCKS5_REP_SUCCEEDED) {
+		(void)cmd_reply(c, rep, NULL);
+		return;
+	}
+	if (getsockname(c->target, (struct sockaddr *)&bnd, &len) == -1)
+		memset(&bnd, 0, sizeof(bnd));
+	if (cmd_reply(c, SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&bnd) == -1)
+		return;
+	cmd_relay(c);
 }

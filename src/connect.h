@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "command.h"
 #include "config.h"
 #include "socks5.h"
 
@@ -20,5 +21,8 @@ int connect_resolve(const struct socks5_addr *dst,
  * in *fd and 0, or an errno value (ETIMEDOUT at the deadline). */
 int connect_to(const struct config *conf, const struct sockaddr *dst,
     int64_t deadline, int *fd);
+
+/* The CONNECT command: rules, resolution, connect, reply, relay. */
+void connect_command(struct cmd_ctx *c, const struct socks5_request *req);
 
 #endif

@@ -18,13 +18,13 @@ io_set_cutoff(int64_t when)
 }
 
 int64_t
-io_cutoff(void)
+io_cutoff_time(void)
 {
 	return cutoff;
 }
 
 int
-io_cut_off(void)
+io_cutoff_passed(void)
 {
 	int64_t c = cutoff;
 

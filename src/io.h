@@ -11,9 +11,9 @@
  * stopping worker sets it so that no session outlives the shutdown grace.
  * io_set_cutoff is safe in a signal handler. */
 void io_set_cutoff(int64_t when);
-int64_t io_cutoff(void);
+int64_t io_cutoff_time(void);
 /* True once the cutoff has passed. */
-int io_cut_off(void);
+int io_cutoff_passed(void);
 
 /* Milliseconds on the monotonic clock. */
 int64_t io_now_ms(void);

@@ -1,7 +1,7 @@
-/* relay.c: the two-direction relay, splice(2) or copy, directions independent. */
+/* relay.c: the relay engine: one direction's state machine, splice or copy,
+ * and the pool of pipes and buffers the directions borrow. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,98 +11,229 @@
 #include "log.h"
 #include "relay.h"
 
-/* One direction: bytes flow from src through a pipe or buffer to dst. */
-struct dir {
-	int src, dst;
-	int prd, pwr;			/* pipe ends; -1 in copy mode */
-	uint8_t *buf;
-	size_t cap;			/* pipe or buffer capacity */
-	size_t len;			/* bytes held */
-	size_t off;			/* copy: where they start in buf */
-	bool rd_ready, wr_ready;	/* worth trying without polling */
-	bool pipe_full;			/* splice said EAGAIN with bytes held */
-	bool urgent;			/* poll said POLLPRI: TCP urgent data */
-	bool eof, shut;
-	uint64_t bytes;			/* delivered to dst */
-};
+#define URGENT_STEP 4096	/* read past the urgent mark at most */
 
-static int
-make_pipe(int p[2], int size, size_t *cap)
+void
+relay_pool_init(struct relay_pool *p, bool splice, int pipe_size,
+    size_t buf_size, int max_pipes, int keep_pipes, int keep_bufs)
 {
+	memset(p, 0, sizeof(*p));
+	p->splice = splice;
+	p->pipe_size = pipe_size;
+	p->buf_size = buf_size;
+	p->max_pipes = splice ? max_pipes : 0;
+	p->keep_pipes = keep_pipes;
+	p->keep_bufs = keep_bufs;
+	if (p->max_pipes > 0 && (p->free_pipes = calloc((size_t)p->max_pipes,
+	    sizeof(*p->free_pipes))) == NULL)
+		fatal("calloc relay pipes");
+	if (keep_bufs > 0 && (p->free_bufs = calloc((size_t)keep_bufs,
+	    sizeof(*p->free_bufs))) == NULL)
+		fatal("calloc relay buffers");
+}
+
+static void
+pipe_close(int fds[2])
+{
+	close(fds[0]);
+	close(fds[1]);
+	fds[0] = fds[1] = -1;
+}
+
+static void
+pool_shrink(struct relay_pool *p, int pipes, int bufs)
+{
+	while (p->nfree_pipes > pipes) {
+		p->nfree_pipes--;
+		pipe_close(p->free_pipes[p->nfree_pipes].fd);
+		p->nopen_pipes--;
+	}
+	while (p->nfree_bufs > bufs)
+		free(p->free_bufs[--p->nfree_bufs]);
+}
+
+void
+relay_pool_free(struct relay_pool *p)
+{
+	pool_shrink(p, 0, 0);
+	free(p->free_pipes);
+	free(p->free_bufs);
+	p->free_pipes = NULL;
+	p->free_bufs = NULL;
+}
+
+void
+relay_pool_trim(struct relay_pool *p)
+{
+	/* Pipes count against the user's pipe pages, which every worker
+	 * and hub of the user shares: after a quiet period keep a few. */
+	if (p->borrowed == 0)
+		pool_shrink(p, p->keep_pipes, p->keep_bufs);
+	p->borrowed = 0;
+}
+
+/* Opens one pipe into the free list: 0, or -1 (none to be had). */
+static int
+pool_open_pipe(struct relay_pool *p)
+{
+	struct relay_pipe *rp;
 	int got;
 
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
-		p[0] = p[1] = -1;
+	if (p->nopen_pipes >= p->max_pipes)
+		return -1;
+	rp = &p->free_pipes[p->nfree_pipes];
+	if (pipe2(rp->fd, O_NONBLOCK | O_CLOEXEC) == -1) {
+		if (!p->warned)
+			log_warn("pipe: relaying by copy instead of splice");
+		p->warned = true;
 		return -1;
 	}
-	got = fcntl(p[1], F_SETPIPE_SZ, size);
+	/* A pipe can get less than asked (pipe-max-size, the user's pipe
+	 * pages): its real size bounds what one splice moves into it. */
+	got = fcntl(rp->fd[1], F_SETPIPE_SZ, p->pipe_size);
 	if (got == -1)
-		got = fcntl(p[1], F_GETPIPE_SZ);
-	*cap = got > 0 ? (size_t)got : 4096;
+		got = fcntl(rp->fd[1], F_GETPIPE_SZ);
+	rp->cap = got > 0 ? (size_t)got : 4096;
+	p->nfree_pipes++;
+	p->nopen_pipes++;
+	return 0;
+}
+
+void
+relay_pool_prefill(struct relay_pool *p, int n)
+{
+	while (p->nopen_pipes < n && pool_open_pipe(p) == 0)
+		;
+}
+
+/* Lends d a pipe: 0, or -1 when none can be had (copy instead). */
+static int
+pool_take_pipe(struct relay_pool *p, struct relay_dir *d)
+{
+	const struct relay_pipe *rp;
+
+	if (!p->splice || (p->nfree_pipes == 0 && pool_open_pipe(p) == -1))
+		return -1;
+	p->borrowed++;
+	rp = &p->free_pipes[--p->nfree_pipes];
+	d->pipe[0] = rp->fd[0];
+	d->pipe[1] = rp->fd[1];
+	d->cap = rp->cap;
 	return 0;
 }
 
 static void
-close_pipe(int p[2])
+pool_take_buf(struct relay_pool *p, struct relay_dir *d)
 {
-	if (p[0] != -1)
-		close(p[0]);
-	if (p[1] != -1)
-		close(p[1]);
-	p[0] = p[1] = -1;
+	p->borrowed++;
+	if (p->nfree_bufs > 0)
+		d->buf = p->free_bufs[--p->nfree_bufs];
+	else if ((d->buf = malloc(p->buf_size)) == NULL)
+		fatal("malloc relay buffer");
+	d->cap = p->buf_size;
+	d->off = 0;
 }
 
-static bool
-have_pipes(const struct relay_ctx *ctx)
-{
-	return ctx->pipes[0][0] != -1 && ctx->pipes[1][0] != -1;
-}
-
+/* Something to read into: a pipe, else a buffer. */
 static void
-open_pipes(struct relay_ctx *ctx)
+dir_take_store(struct relay_dir *d, struct relay_pool *p)
 {
-	static bool warned;
+	if (d->pipe[0] != -1 || d->buf != NULL)
+		return;
+	if (pool_take_pipe(p, d) == -1)
+		pool_take_buf(p, d);
+}
 
-	for (int d = 0; d < 2; d++)
-		if (ctx->pipes[d][0] == -1 &&
-		    make_pipe(ctx->pipes[d], ctx->pipe_size, &ctx->pipe_cap[d]) == -1) {
-			if (!warned)
-				log_warn("pipe: relaying by copy instead of splice");
-			warned = true;
+/* Once empty, what the direction held goes back (an idle session holds
+ * nothing); a pipe still holding bytes (its session ended) is closed. */
+static void
+dir_give_back(struct relay_dir *d, struct relay_pool *p)
+{
+	if (d->pipe[0] != -1) {
+		if (d->len == 0 && p->nfree_pipes < p->max_pipes) {
+			struct relay_pipe *rp = &p->free_pipes[p->nfree_pipes++];
+
+			rp->fd[0] = d->pipe[0];
+			rp->fd[1] = d->pipe[1];
+			rp->cap = d->cap;
+			d->pipe[0] = d->pipe[1] = -1;
+		} else {
+			pipe_close(d->pipe);
+			p->nopen_pipes--;
 		}
-}
-
-void
-relay_init(struct relay_ctx *ctx, const struct config *conf)
-{
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->mode = conf->relay.mode;
-	ctx->pipe_size = conf->relay.pipe_size;
-	ctx->buf_cap = (size_t)conf->relay.buffer_size;
-	ctx->pipes[0][0] = ctx->pipes[0][1] = -1;
-	ctx->pipes[1][0] = ctx->pipes[1][1] = -1;
-	if (ctx->mode == RELAY_SPLICE)
-		open_pipes(ctx);
-}
-
-void
-relay_free(struct relay_ctx *ctx)
-{
-	for (int d = 0; d < 2; d++) {
-		close_pipe(ctx->pipes[d]);
-		free(ctx->bufs[d]);
-		ctx->bufs[d] = NULL;
 	}
+	if (d->buf != NULL) {
+		if (p->nfree_bufs < p->keep_bufs)
+			p->free_bufs[p->nfree_bufs++] = d->buf;
+		else
+			free(d->buf);
+		d->buf = NULL;
+	}
+	d->len = d->off = d->cap = 0;
+	d->pipe_full = false;
 }
 
-/* Buffers are allocated on first use: a splice worker never touches them. */
-static void
-ensure_bufs(struct relay_ctx *ctx)
+void
+relay_dir_init(struct relay_dir *d, int src, int dst, bool done)
 {
-	for (int d = 0; d < 2; d++)
-		if (ctx->bufs[d] == NULL &&
-		    (ctx->bufs[d] = malloc(ctx->buf_cap)) == NULL)
-			fatal("malloc relay buffer");
+	memset(d, 0, sizeof(*d));
+	d->src = src;
+	d->dst = dst;
+	d->pipe[0] = d->pipe[1] = -1;
+	/* A session starts with the client waiting for the reply and the
+	 * target for the request: waiting first saves two reads that would
+	 * only say EAGAIN. Writing is worth trying at once. */
+	d->rd_ready = false;
+	d->wr_ready = true;
+	d->eof = d->shut = done;
+}
+
+int
+relay_dir_preload(struct relay_dir *d, struct relay_pool *p,
+    const uint8_t *data, size_t n)
+{
+	if (n == 0)
+		return 0;
+	dir_take_store(d, p);
+	if (n > d->cap) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (d->buf != NULL) {
+		memcpy(d->buf, data, n);
+	} else if (write(d->pipe[1], data, n) != (ssize_t)n) {
+		/* An empty pipe holds at least a page: one write fits. */
+		errno = EIO;
+		return -1;
+	}
+	d->len = n;
+	return 0;
+}
+
+void
+relay_dir_events(struct relay_dir *d, unsigned src_ev, unsigned dst_ev)
+{
+	if (src_ev & (RELAY_EV_IN | RELAY_EV_PRI | RELAY_EV_HUP | RELAY_EV_ERR))
+		d->rd_ready = true;
+	if (src_ev & RELAY_EV_PRI)
+		d->urgent = true;
+	if (dst_ev & (RELAY_EV_OUT | RELAY_EV_HUP | RELAY_EV_ERR))
+		d->wr_ready = true;
+}
+
+unsigned
+relay_dir_want_src(const struct relay_dir *d)
+{
+	bool room = d->cap == 0 || d->len < d->cap;
+
+	return !d->eof && room && !d->pipe_full ?
+	    RELAY_EV_IN | RELAY_EV_PRI : 0;
+}
+
+unsigned
+relay_dir_want_dst(const struct relay_dir *d)
+{
+	return d->len > 0 ? RELAY_EV_OUT : 0;
 }
 
 /* splice(2) stops for good at TCP urgent data (a byte the peer sent with
@@ -111,14 +242,14 @@ ensure_bufs(struct relay_ctx *ctx)
  * not relayed (as in copy mode), and reads what comes after it; that goes
  * into the pipe, which is empty here and takes a page at once. */
 static ssize_t
-dir_fill_past_urgent(struct dir *d)
+dir_fill_past_urgent(struct relay_dir *d)
 {
-	uint8_t buf[4096];
+	uint8_t buf[URGENT_STEP];
 	ssize_t n = recv(d->src, buf, sizeof(buf), 0);
 
 	d->urgent = false;
 	if (n > 0) {
-		if (write(d->pwr, buf, (size_t)n) != n) {
+		if (write(d->pipe[1], buf, (size_t)n) != n) {
 			errno = EIO;
 			return -1;
 		}
@@ -137,13 +268,13 @@ dir_fill_past_urgent(struct dir *d)
 }
 
 /* Splice read: 0 from splice may be the urgent mark rather than EOF, and
- * so may EAGAIN after poll said POLLPRI. At the mark, the pipe is drained
- * first, then the byte is stepped over. Returns what splice would, or
- * what dir_fill_past_urgent did; *done when that was the latter. */
+ * so may EAGAIN after the wait said urgent data. At the mark the pipe is
+ * drained first, then the byte is stepped over. Returns what splice
+ * would, or what dir_fill_past_urgent did; *done when that was the latter. */
 static ssize_t
-dir_splice_in(struct dir *d, bool *done)
+dir_splice_in(struct relay_dir *d, bool *done)
 {
-	ssize_t n = splice(d->src, NULL, d->pwr, NULL, d->cap - d->len,
+	ssize_t n = splice(d->src, NULL, d->pipe[1], NULL, d->cap - d->len,
 	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 	*done = false;
@@ -160,28 +291,36 @@ dir_splice_in(struct dir *d, bool *done)
 	return 0;
 }
 
-/* Moves bytes from src into the pipe/buffer: >0 moved, 0 would block,
- * -1 error. Sets eof on end of stream. */
 static ssize_t
-dir_fill(struct dir *d)
+dir_recv(struct relay_dir *d)
+{
+	d->urgent = false;	/* recv() steps over urgent data */
+	if (d->len == 0)
+		d->off = 0;
+	else if (d->off + d->len == d->cap) {
+		memmove(d->buf, d->buf + d->off, d->len);
+		d->off = 0;
+	}
+	return recv(d->src, d->buf + d->off + d->len,
+	    d->cap - d->off - d->len, 0);
+}
+
+/* Moves bytes from src into the pipe or buffer: >0 moved, 0 would block
+ * (or EOF, which sets eof), -1 error. */
+static ssize_t
+dir_fill(struct relay_dir *d, struct relay_pool *p)
 {
 	ssize_t n;
 
-	if (d->prd != -1) {
+	dir_take_store(d, p);
+	if (d->pipe[0] != -1) {
 		bool done;
 
 		n = dir_splice_in(d, &done);
 		if (done)
 			return n;
 	} else {
-		if (d->len == 0)
-			d->off = 0;
-		else if (d->off + d->len == d->cap) {
-			memmove(d->buf, d->buf + d->off, d->len);
-			d->off = 0;
-		}
-		n = recv(d->src, d->buf + d->off + d->len,
-		    d->cap - d->off - d->len, 0);
+		n = dir_recv(d);
 	}
 	if (n > 0) {
 		d->len += (size_t)n;
@@ -193,8 +332,8 @@ dir_fill(struct dir *d)
 	}
 	if (errno == EAGAIN || errno == EINTR) {
 		/* A pipe can fill before cap bytes when the socket hands
-		 * over small buffers: wait for the drain, not for POLLIN. */
-		if (d->prd != -1 && d->len > 0)
+		 * over small buffers: wait for the drain, not for input. */
+		if (d->pipe[0] != -1 && d->len > 0)
 			d->pipe_full = true;
 		else
 			d->rd_ready = false;
@@ -205,12 +344,12 @@ dir_fill(struct dir *d)
 
 /* Moves held bytes to dst: >0 moved, 0 would block, -1 error. */
 static ssize_t
-dir_drain(struct dir *d)
+dir_drain(struct relay_dir *d)
 {
 	ssize_t n;
 
-	if (d->prd != -1)
-		n = splice(d->prd, NULL, d->dst, NULL, d->len,
+	if (d->pipe[0] != -1)
+		n = splice(d->pipe[0], NULL, d->dst, NULL, d->len,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	else
 		n = send(d->dst, d->buf + d->off, d->len, MSG_NOSIGNAL);
@@ -230,16 +369,28 @@ dir_drain(struct dir *d)
 	return -1;
 }
 
-/* Runs what can run without waiting. Returns -1 on error (errno kept, the
- * failing socket in *bad_fd), else whether anything moved. */
+/* EOF becomes shutdown(SHUT_WR) on dst once everything before it was
+ * delivered. When the other direction is done already the session ends
+ * here, and close() sends the FIN. */
 static int
-dir_step(struct dir *d, bool other_shut, int *bad_fd)
+dir_half_close(struct relay_dir *d, bool other_shut)
+{
+	if (!other_shut && shutdown(d->dst, SHUT_WR) == -1 &&
+	    errno != ENOTCONN)
+		return -1;
+	d->shut = true;
+	return 0;
+}
+
+int
+relay_dir_step(struct relay_dir *d, struct relay_pool *p, bool other_shut,
+    int *bad_fd)
 {
 	int moved = 0;
 	ssize_t n;
 
-	if (!d->eof && d->len < d->cap && d->rd_ready && !d->pipe_full) {
-		if ((n = dir_fill(d)) < 0) {
+	if (d->rd_ready && (relay_dir_want_src(d) & RELAY_EV_IN)) {
+		if ((n = dir_fill(d, p)) < 0) {
 			*bad_fd = d->src;
 			return -1;
 		}
@@ -252,285 +403,63 @@ dir_step(struct dir *d, bool other_shut, int *bad_fd)
 		}
 		moved |= n > 0;
 	}
+	if (d->len == 0 && (d->pipe[0] != -1 || d->buf != NULL))
+		dir_give_back(d, p);
 	if (d->eof && d->len == 0 && !d->shut) {
-		/* Half-close: the other direction goes on. When it is done
-		 * already the session ends here, and close() sends the FIN. */
-		if (!other_shut && shutdown(d->dst, SHUT_WR) == -1 &&
-		    errno != ENOTCONN) {
+		if (dir_half_close(d, other_shut) == -1) {
 			*bad_fd = d->dst;
 			return -1;
 		}
-		d->shut = true;
 		moved = 1;
 	}
 	return moved;
 }
 
-static short
-dir_events_src(const struct dir *d)
+void
+relay_dir_release(struct relay_dir *d, struct relay_pool *p)
 {
-	return !d->eof && d->len < d->cap && !d->pipe_full && !d->rd_ready ?
-	    POLLIN | POLLPRI : 0;
+	dir_give_back(d, p);
 }
 
-static short
-dir_events_dst(const struct dir *d)
+enum audit_end
+relay_end_of_error(int err, int first_eof, bool bad_is_target)
 {
-	return d->len > 0 && !d->wr_ready ? POLLOUT : 0;
+	if (err != ECONNRESET && err != EPIPE)
+		return AUDIT_END_ERROR;
+	return first_eof == RELAY_DOWN || (first_eof == -1 && bad_is_target) ?
+	    AUDIT_END_TARGET : AUDIT_END_CLIENT;
 }
 
-static void
-dir_setup(struct dir *d, struct relay_ctx *ctx, int idx, bool splice_mode,
-    int src, int dst)
+int
+relay_sock_error(int fd)
 {
-	memset(d, 0, sizeof(*d));
-	d->src = src;
-	d->dst = dst;
-	/* A session starts with the client waiting for the reply and the
-	 * target for the request: asking poll first saves two reads that
-	 * would only say EAGAIN. Writing is worth trying at once. */
-	d->rd_ready = false;
-	d->wr_ready = true;
-	if (splice_mode) {
-		d->prd = ctx->pipes[idx][0];
-		d->pwr = ctx->pipes[idx][1];
-		d->cap = ctx->pipe_cap[idx];
-	} else {
-		d->prd = d->pwr = -1;
-		d->buf = ctx->bufs[idx];
-		d->cap = ctx->buf_cap;
-	}
-}
+	int err = 0;
+	socklen_t len = sizeof(err);
 
-/* Puts the client's pipelined bytes in front of the up direction. */
-static int
-dir_preload(struct dir *d, const uint8_t *data, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (d->prd == -1) {
-		memcpy(d->buf, data, n);
-		d->len = n;
-		return 0;
-	}
-	/* The pipe is empty and holds at least a page: one write fits. */
-	if (write(d->pwr, data, n) != (ssize_t)n)
-		return -1;
-	d->len = n;
-	return 0;
-}
-
-/* After the session, a pipe still holding bytes cannot be reused. */
-static void
-reset_pipes(struct relay_ctx *ctx, const struct dir dirs[2])
-{
-	bool dirty = false;
-
-	for (int i = 0; i < 2; i++)
-		if (dirs[i].prd != -1 && dirs[i].len > 0) {
-			close_pipe(ctx->pipes[i]);
-			dirty = true;
-		}
-	if (dirty)
-		open_pipes(ctx);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	return err != 0 ? err : EPROTO;
 }
 
 static void
-wake_on_events(struct dir dirs[2], const struct pollfd pfd[2])
+sock_abort(int fd)
 {
-	for (int i = 0; i < 2; i++) {
-		/* dirs[0] reads pfd[0] (client), writes pfd[1]; dirs[1] the reverse. */
-		short rev_src = pfd[i].revents, rev_dst = pfd[1 - i].revents;
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-		if (rev_src & (POLLIN | POLLPRI | POLLHUP | POLLERR))
-			dirs[i].rd_ready = true;
-		if (rev_src & POLLPRI)
-			dirs[i].urgent = true;
-		if (rev_dst & (POLLOUT | POLLHUP | POLLERR))
-			dirs[i].wr_ready = true;
-	}
-}
-
-/* poll() reports hang-ups and errors even on a socket it was asked
- * nothing about. An error there (a reset) ends the session: no pending
- * operation would ever see it. A clean hang-up (both halves shut) may still
- * leave bytes to read once the other side drains, so that socket is left
- * out of the poll set until it is wanted again; polling it would spin.
- * Returns the socket that failed, with errno set, or -1. */
-static int
-check_unpolled(const struct pollfd pfd[2], bool hup[2])
-{
-	for (int i = 0; i < 2; i++) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		if (pfd[i].events != 0 || pfd[i].fd == -1)
-			continue;
-		if (pfd[i].revents & POLLERR) {
-			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err,
-			    &len) == -1)
-				err = errno;
-			errno = err != 0 ? err : ECONNRESET;
-			return pfd[i].fd;
-		}
-		if (pfd[i].revents & POLLHUP)
-			hup[i] = true;
-	}
-	return -1;
-}
-
-/* A session may be parked when it has been idle long enough and the
- * handover loses nothing: no bytes held here, no half-close in progress
- * (the hub starts both directions fresh), no stop under way. */
-static bool
-may_park(const struct relay_limits *lim, const struct dir dirs[2])
-{
-	return lim->park != NULL && lim->park_ms > 0 && io_cutoff() == 0 &&
-	    dirs[0].len == 0 && dirs[1].len == 0 &&
-	    !dirs[0].eof && !dirs[1].eof;
-}
-
-static void
-finish(struct relay_result *res, struct dir dirs[2], enum relay_end end,
-    int err)
-{
-	res->bytes[RELAY_UP] = dirs[RELAY_UP].bytes;
-	res->bytes[RELAY_DOWN] = dirs[RELAY_DOWN].bytes;
-	res->end = end;
-	res->err = err;
+	if (fd != -1)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
 void
-relay_run(struct relay_ctx *ctx, int client, int target,
-    const uint8_t *pending, size_t npending, const struct relay_limits *lim,
-    struct sb_slot *slot, struct relay_result *res)
+relay_abort_for(enum audit_end end, int err, int bad_fd, int client,
+    int target)
 {
-	struct dir dirs[2];
-	struct pollfd pfd[2];
-	bool splice_mode = ctx->mode == RELAY_SPLICE && have_pipes(ctx);
-	int64_t last = io_now_ms(), stop_deadline, next_park = 0;
-	int first_eof = -1, bad_fd = -1;
-	bool hup[2] = { false, false };	/* per pfd: clean hang-up seen */
-
-	if (!splice_mode)
-		ensure_bufs(ctx);
-	res->spliced = splice_mode;
-	dir_setup(&dirs[RELAY_UP], ctx, RELAY_UP, splice_mode, client, target);
-	dir_setup(&dirs[RELAY_DOWN], ctx, RELAY_DOWN, splice_mode, target, client);
-	if (dir_preload(&dirs[RELAY_UP], pending, npending) == -1) {
-		finish(res, dirs, RELAY_END_ERROR, errno);
-		reset_pipes(ctx, dirs);
-		return;
+	if (end == AUDIT_END_ERROR || end == AUDIT_END_SHUTDOWN) {
+		sock_abort(client);
+		sock_abort(target);
+	} else if ((err == ECONNRESET || err == EPIPE) && bad_fd != -1) {
+		/* The side that reset is gone already: the other one hears
+		 * of it as a reset too, not as a clean end. */
+		sock_abort(bad_fd == client ? target : client);
 	}
-	for (;;) {
-		int moved = 0, r, timeout;
-		int64_t now;
-
-		for (int i = 0; i < 2; i++) {
-			bool was_eof = dirs[i].eof;
-
-			if ((r = dir_step(&dirs[i], dirs[1 - i].shut, &bad_fd)) < 0)
-				goto failed;
-			moved |= r;
-			if (!was_eof && dirs[i].eof && first_eof == -1)
-				first_eof = i;
-		}
-		if (moved) {
-			last = io_now_ms();
-			atomic_store_explicit(&slot->up, dirs[RELAY_UP].bytes,
-			    memory_order_relaxed);
-			atomic_store_explicit(&slot->down, dirs[RELAY_DOWN].bytes,
-			    memory_order_relaxed);
-		}
-		if (dirs[0].shut && dirs[1].shut) {
-			finish(res, dirs, first_eof == RELAY_DOWN ?
-			    RELAY_END_TARGET : RELAY_END_CLIENT, 0);
-			break;
-		}
-		if (moved)
-			continue;
-
-		now = io_now_ms();
-		stop_deadline = io_cutoff();
-		if (stop_deadline != 0 && now >= stop_deadline) {
-			finish(res, dirs, RELAY_END_SHUTDOWN, 0);
-			break;
-		}
-		if (now - last >= lim->idle_ms) {
-			finish(res, dirs, RELAY_END_IDLE, 0);
-			break;
-		}
-		timeout = (int)(last + lim->idle_ms - now);
-		if (stop_deadline != 0 && stop_deadline - now < timeout)
-			timeout = (int)(stop_deadline - now);
-		if (may_park(lim, dirs)) {
-			int64_t at = last + lim->park_ms;
-
-			if (at < next_park)
-				at = next_park;
-			if (now >= at) {
-				uint64_t bytes[2] = { dirs[RELAY_UP].bytes,
-				    dirs[RELAY_DOWN].bytes };
-
-				if (lim->park(lim->park_arg, last, bytes) == 0) {
-					finish(res, dirs, RELAY_END_PARKED, 0);
-					break;
-				}
-				/* Hub busy or gone: keep relaying, ask later. */
-				next_park = at = now + lim->park_ms;
-			}
-			if (at - now < timeout)
-				timeout = (int)(at - now);
-		}
-		pfd[0].fd = client;
-		pfd[0].events = dir_events_src(&dirs[RELAY_UP]) |
-		    dir_events_dst(&dirs[RELAY_DOWN]);
-		pfd[1].fd = target;
-		pfd[1].events = dir_events_src(&dirs[RELAY_DOWN]) |
-		    dir_events_dst(&dirs[RELAY_UP]);
-		for (int i = 0; i < 2; i++) {
-			pfd[i].revents = 0;
-			if (pfd[i].events == 0 && hup[i])
-				pfd[i].fd = -1;
-		}
-		r = poll(pfd, 2, timeout);
-		if (r == -1 && errno != EINTR) {
-			bad_fd = -1;
-			goto failed;
-		}
-		if (r > 0 && (bad_fd = check_unpolled(pfd, hup)) != -1)
-			goto failed;
-		if (r > 0)
-			wake_on_events(dirs, pfd);
-	}
-	reset_pipes(ctx, dirs);
-	return;
-failed:
-	/* A reset is how a side closes abruptly: name the side, not an error. */
-	if (errno == ECONNRESET || errno == EPIPE)
-		finish(res, dirs, first_eof == RELAY_DOWN || (first_eof == -1 &&
-		    bad_fd == target) ? RELAY_END_TARGET : RELAY_END_CLIENT, 0);
-	else
-		finish(res, dirs, RELAY_END_ERROR, errno);
-	reset_pipes(ctx, dirs);
-}
-
-const char *
-relay_end_name(enum relay_end end)
-{
-	switch (end) {
-	case RELAY_END_CLIENT:
-		return "client";
-	case RELAY_END_TARGET:
-		return "target";
-	case RELAY_END_IDLE:
-		return "idle";
-	case RELAY_END_ERROR:
-		return "error";
-	case RELAY_END_SHUTDOWN:
-		return "shutdown";
-	case RELAY_END_PARKED:
-		return "parked";
-	}
-	return "error";
 }

@@ -1,0 +1,104 @@
+/* audit.c: the session record and its audit line. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "addr.h"
+#include "audit.h"
+#include "log.h"
+#include "socks5.h"
+
+void
+audit_begin(struct audit_record *a, const struct sockaddr_storage *client,
+    const struct sockaddr_storage *listener, int64_t now_ms)
+{
+	memset(a, 0, sizeof(*a));
+	a->client = *client;
+	a->listener = *listener;
+	a->method = -1;
+	a->cmd = -1;
+	a->rule = -1;
+	a->rep = -1;
+	a->start_ms = now_ms;
+}
+
+const char *
+audit_end_name(enum audit_end end)
+{
+	static const char *const names[] = {
+		[AUDIT_END_NONE] = "error",
+		[AUDIT_END_CLIENT] = "client",
+		[AUDIT_END_TARGET] = "target",
+		[AUDIT_END_IDLE] = "idle",
+		[AUDIT_END_ERROR] = "error",
+		[AUDIT_END_SHUTDOWN] = "shutdown",
+		[AUDIT_END_PARKED] = "parked",
+		[AUDIT_END_PROTOCOL] = "protocol",
+		[AUDIT_END_TIMEOUT] = "timeout",
+		[AUDIT_END_NOAUTH] = "noauth",
+		[AUDIT_END_REFUSED] = "refused",
+		[AUDIT_END_FAILED] = "failed",
+	};
+
+	if ((unsigned)end >= sizeof(names) / sizeof(names[0]))
+		return "error";
+	return names[end];
+}
+
+bool
+audit_dst_valid(const char *dst, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)dst;
+
+	if (memchr(dst, '\0', cap) == NULL)
+		return false;
+	/* log_escape keeps printable ASCII but space, '"' and '=' (a '\\'
+	 * only starts an escape). */
+	for (; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '=')
+			return false;
+	return true;
+}
+
+static void
+format_int(char *buf, size_t len, long v)
+{
+	if (v >= 0)
+		snprintf(buf, len, "%ld", v);
+	else
+		snprintf(buf, len, "-");
+}
+
+void
+audit_log(const struct audit_record *a, int64_t now_ms)
+{
+	char client[ADDR_STRLEN], listener[ADDR_STRLEN], target[ADDR_STRLEN];
+	char user[AUDIT_USER_LEN * 4 + 1], rule[16], rep[16];
+	int64_t ms = now_ms - a->start_ms;
+
+	if (log_get_level() < LOG_INFO)
+		return;
+	if (ms < 0)
+		ms = 0;
+	addr_format((const struct sockaddr *)&a->client, client, sizeof(client));
+	addr_format((const struct sockaddr *)&a->listener, listener,
+	    sizeof(listener));
+	if (a->target.ss_family != 0)
+		addr_format((const struct sockaddr *)&a->target, target,
+		    sizeof(target));
+	else
+		strcpy(target, "-");
+	if (a->user_len > 0)
+		log_escape(user, sizeof(user), a->user, a->user_len);
+	else
+		strcpy(user, "-");
+	format_int(rule, sizeof(rule), a->rule);
+	format_int(rep, sizeof(rep), a->rep);
+	log_info("session client=%s listener=%s user=%s cmd=%s dst=%s addr=%s "
+	    "rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64 " secs=%" PRId64
+	    ".%03d end=%s%s", client, listener, user,
+	    a->cmd >= 0 ? socks5_cmd_name((uint8_t)a->cmd) : "-",
+	    a->dst[0] ? a->dst : "-", target, rule, rep, a->up, a->down,
+	    ms / 1000, (int)(ms % 1000), audit_end_name(a->end),
+	    a->parked ? " parked=1" : "");
+}

@@ -1,0 +1,64 @@
+/* audit.h: the session record and its audit line, the only code that
+ * formats "session ..." lines. Workers fill it for their sessions, hubs
+ * for the ones they took over; later commands (BIND, UDP) fill it too. */
+#ifndef SOCKS5D_AUDIT_H
+#define SOCKS5D_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define AUDIT_DST_LEN	(255 * 4 + 16)	/* an escaped name, ':', a port */
+#define AUDIT_USER_LEN	255		/* RFC 1929 ULEN at most */
+
+/* Why a session ended: the `end=` key. */
+enum audit_end {
+	AUDIT_END_NONE = 0,		/* not ended (logged as "error") */
+	AUDIT_END_CLIENT,		/* the client closed (or reset) first */
+	AUDIT_END_TARGET,		/* the target closed (or reset) first */
+	AUDIT_END_IDLE,			/* nothing moved for timeouts.idle */
+	AUDIT_END_ERROR,		/* an I/O error other than a close */
+	AUDIT_END_SHUTDOWN,		/* the daemon stopped, the grace ran out */
+	AUDIT_END_PARKED,		/* handed to a hub, which logs it */
+	AUDIT_END_PROTOCOL,		/* not SOCKS5, or a malformed message */
+	AUDIT_END_TIMEOUT,		/* negotiation deadline */
+	AUDIT_END_NOAUTH,		/* no acceptable method */
+	AUDIT_END_REFUSED,		/* refused by a rule */
+	AUDIT_END_FAILED,		/* the command failed (connect, ...) */
+};
+
+/* One session, as its audit line tells it. Strings are raw bytes as the
+ * client sent them (user) or already escaped (dst); the line escapes what
+ * needs it. */
+struct audit_record {
+	struct sockaddr_storage client;
+	struct sockaddr_storage listener;
+	struct sockaddr_storage target;	/* family 0: none */
+	char dst[AUDIT_DST_LEN];	/* escaped destination; "": none */
+	uint8_t user[AUDIT_USER_LEN];	/* raw; user_len 0: none */
+	uint8_t user_len;
+	uint16_t ngroups;		/* the user's groups, for the rules */
+	int16_t method;			/* SOCKS5 method chosen, -1: none */
+	int16_t cmd;			/* SOCKS5 command, -1: none */
+	int32_t rule;			/* rule number, -1: none consulted */
+	int16_t rep;			/* reply code sent, -1: none */
+	bool parked;
+	enum audit_end end;
+	int64_t start_ms;		/* accepted (monotonic ms) */
+	uint64_t up, down;		/* bytes delivered each way */
+};
+
+/* A fresh record for a client accepted now. */
+void audit_begin(struct audit_record *a, const struct sockaddr_storage *client,
+    const struct sockaddr_storage *listener, int64_t now_ms);
+/* Logs "session client=... end=REASON" at info level; now_ms ends it. */
+void audit_log(const struct audit_record *a, int64_t now_ms);
+/* The `end=` word of a reason. */
+const char *audit_end_name(enum audit_end end);
+/* Whether dst is in the form audit records keep (what log_escape writes,
+ * NUL-terminated within AUDIT_DST_LEN): a record from another process is
+ * checked with this, so that no byte of it can forge a log line. */
+bool audit_dst_valid(const char *dst, size_t cap);
+
+#endif

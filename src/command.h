@@ -1,0 +1,56 @@
+/* command.h: what a SOCKS5 command module (connect, later bind and udp)
+ * gets from the session that dispatched it: the client, the deadline, the
+ * audit record to fill, the reply and the relay. session.c owns the
+ * session and the table of commands; command modules include this, never
+ * session.h. */
+#ifndef SOCKS5D_COMMAND_H
+#define SOCKS5D_COMMAND_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "audit.h"
+#include "config.h"
+#include "hubmsg.h"
+#include "relay.h"
+#include "socks5.h"
+
+/* The worker's resources a session may use, set up once per worker. */
+struct cmd_env {
+	struct relay_pool *pool;
+	int hub_fd;			/* channel to the worker's hub, or -1 */
+	struct hub_tickets *hub_tickets;
+	_Atomic uint64_t *progress[2];	/* the scoreboard's byte counts */
+};
+
+struct cmd_ctx {
+	const struct config *conf;
+	const struct listener_conf *lc;
+	const struct cmd_env *env;
+	int fd;				/* the client (non-blocking) */
+	int target;			/* opened by the command, or -1 */
+	int64_t deadline;		/* negotiation and set-up */
+	struct audit_record *rec;	/* fill as the command goes */
+	const uint8_t *pending;		/* client bytes after the request */
+	size_t npending;
+};
+
+/* A command: runs to the end of the session, filling c->rec (rep, end,
+ * target, bytes). The session logs the record and closes the sockets. */
+typedef void (*cmd_run_fn)(struct cmd_ctx *c, const struct socks5_request *req);
+
+/* Sends bytes to the client within the deadline: 0, or -1 with rec->end
+ * set (client, timeout or shutdown). */
+int cmd_send(struct cmd_ctx *c, const uint8_t *buf, size_t len);
+/* Sends a reply (BND from bnd, NULL for zeros) and records its code:
+ * 0, or -1 with rec->end set. */
+int cmd_reply(struct cmd_ctx *c, uint8_t rep, const struct sockaddr *bnd);
+/* Sends the reply for a failure (rep) with rec->end = end. */
+void cmd_fail(struct cmd_ctx *c, uint8_t rep, enum audit_end end);
+/* Relays between the client and c->target until the session ends (or it
+ * is parked in a hub), filling the record's bytes and end. */
+void cmd_relay(struct cmd_ctx *c);
+
+#endif
