@@ -17,19 +17,56 @@ from harness import (fd_count, finish_daemon, IS_ROOT, Daemon, Pattern, TcpServe
 
 PARK = dict(park_after=1)
 
-# struct hub_msg (hub.h) on 64-bit Linux: magic, version, three
-# sockaddr_storage, dst[255 * 4 + 16], rule, start, last, up, down.
-HUB_MSG_SIZE = 4 + 4 + 3 * 128 + 1036 + 4 + 4 * 8
+# struct hub_msg (hubmsg.h, version 2) on 64-bit Linux: magic, version,
+# the struct audit_record (audit.h), last_ms, done[2], first_eof.
 HUB_MAGIC = 0x73356862
+HUB_VERSION = 2
 
 
-def hub_msg(magic=HUB_MAGIC, version=1, dst=b"x:1\0", size=HUB_MSG_SIZE):
-    def ss():
-        return struct.pack("=H", socket.AF_INET) + bytes(126)
-    body = (struct.pack("=II", magic, version) + ss() * 3
-            + dst.ljust(1036, b"\0")[:1036] + struct.pack("=i", 1)
-            + struct.pack("=qqQQ", 0, 0, 0, 0))
+class AuditRecord(ctypes.Structure):
+    _fields_ = [("client", ctypes.c_uint8 * 128), ("listener", ctypes.c_uint8 * 128),
+                ("target", ctypes.c_uint8 * 128), ("dst", ctypes.c_char * 1036),
+                ("user", ctypes.c_uint8 * 255), ("user_len", ctypes.c_uint8),
+                ("ngroups", ctypes.c_uint16), ("method", ctypes.c_int16),
+                ("cmd", ctypes.c_int16), ("rule", ctypes.c_int32), ("rep", ctypes.c_int16),
+                ("parked", ctypes.c_bool), ("end", ctypes.c_int), ("start_ms", ctypes.c_int64),
+                ("up", ctypes.c_uint64), ("down", ctypes.c_uint64)]
+
+
+class HubMsg(ctypes.Structure):
+    _fields_ = [("magic", ctypes.c_uint32), ("version", ctypes.c_uint32),
+                ("rec", AuditRecord), ("last_ms", ctypes.c_int64),
+                ("done", ctypes.c_uint8 * 2), ("first_eof", ctypes.c_int8)]
+
+
+HUB_MSG_SIZE = ctypes.sizeof(HubMsg)
+
+
+def hub_msg(magic=HUB_MAGIC, version=HUB_VERSION, dst=b"x:1\0", size=HUB_MSG_SIZE):
+    m = HubMsg(magic=magic, version=version)
+    v4 = struct.pack("=H", socket.AF_INET) + bytes(126)
+    for name in ("client", "listener", "target"):
+        ctypes.memmove(ctypes.addressof(getattr(m.rec, name)), v4, 128)
+    ctypes.memmove(ctypes.addressof(m.rec) + AuditRecord.dst.offset,
+                   dst.ljust(1036, b"\0")[:1036], 1036)
+    m.rec.method = m.rec.cmd = 0
+    m.rec.rule = m.rec.rep = 1
+    m.first_eof = -1
+    body = bytes(m)
     return (body + bytes(max(0, size - len(body))))[:size]
+
+
+def bad_field(msg, what):
+    """msg with one field made invalid: the client's address family, or
+    both directions marked done."""
+    b = bytearray(msg)
+    if what == "family":
+        off = HubMsg.rec.offset + AuditRecord.client.offset
+        b[off:off + 2] = b"\0\0"
+    else:
+        off = HubMsg.done.offset
+        b[off:off + 2] = b"\1\1"
+    return bytes(b)
 
 
 def steal_channel(pid):
@@ -405,6 +442,39 @@ class ParkBase(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
 
     @unittest.skipUnless(IS_ROOT, "pidfd_getfd on a worker needs root")
+    def test_hand_made_message_is_relayed(self):
+        """The layout above is the daemon's: a well-formed message with two
+        connected TCP sockets is relayed by the hub and logged as parked."""
+        d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
+        wait_until(lambda: d.hub_pids(), 10, "a hub")
+        worker = wait_until(lambda: d.workers_pids(), 10, "a worker")[0]
+        chan = steal_channel(worker)
+        self.assertIsNotNone(chan, "no SEQPACKET socket in the worker")
+        mark = d.mark()
+        with socket.create_server(("127.0.0.1", 0)) as lst:
+            def tcp_pair():
+                a = socket.create_connection(lst.getsockname(), timeout=10)
+                b, _ = lst.accept()
+                return a, b
+            client, client_end = tcp_pair()
+            target_end, target = tcp_pair()
+        with chan, client, target:
+            socket.send_fds(chan, [hub_msg(dst=b"made:7\0")],
+                            [client_end.fileno(), target_end.fileno()])
+            client_end.close()
+            target_end.close()
+            client.sendall(b"up")
+            self.assertEqual(recv_exact(target, 2, 10), b"up")
+            target.sendall(b"down!")
+            self.assertEqual(recv_exact(client, 5, 10), b"down!")
+            client.shutdown(socket.SHUT_WR)
+            self.assertEqual(wait_closed(target), b"")
+        line = d.wait_log(r"session .*dst=made:7 .*", mark, 10)
+        for kv in ("up=2", "down=5", "end=client", "parked=1"):
+            self.assertIn(kv, line)
+        self.assertEqual(d.stop(), 0)
+
+    @unittest.skipUnless(IS_ROOT, "pidfd_getfd on a worker needs root")
     def test_bad_messages_do_not_hurt_the_hub(self):
         d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
         hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
@@ -432,7 +502,14 @@ class ParkBase(unittest.TestCase):
             (hub_msg(dst=b"y" * 1036), [pair(), pair()]),     # dst unterminated
             (hub_msg(), []),                                  # no fds
             (b"", []),                                        # empty
+            (hub_msg(dst=b"a b:1\0"), [pair(), pair()]),      # dst not escaped
+            (bad_field(hub_msg(), "family"), [pair(), pair()]),  # no address
+            (bad_field(hub_msg(), "done"), [pair(), pair()]),    # both done
         ]
+        reasons = {"wrong size": 3, "wrong magic or version": 2,
+                   "not exactly two fds": 3, "an fd is not a stream socket": 1,
+                   "dst not terminated": 1, "dst not escaped": 1,
+                   "bad address": 1, "bad relay state": 1}
         with chan:
             for data, fds in bad:
                 socket.send_fds(chan, [data], fds)
@@ -442,6 +519,9 @@ class ParkBase(unittest.TestCase):
         d.wait_log(r"bad message", mark, 10)
         wait_until(lambda: len(re.findall(r"bad message", d.text(mark))) >= len(bad),
                    10, "one log line per bad message")
+        for why, n in reasons.items():
+            self.assertEqual(len(re.findall(r"bad message from a worker \(%s\)" % why,
+                                            d.text(mark))), n, why)
         # The hub closed what it got: our other ends see EOF.
         for b in keep:
             b.settimeout(10)
