@@ -60,9 +60,9 @@ hub_fds_used(void)
 	return hub.nfds + 2 * (long)hub_relay_count();
 }
 
-/* Tickets make sure a message always finds room; this is the backstop. */
+/* Tickets make sure a message always finds fds free; this is the backstop. */
 static bool
-hub_has_room(void)
+hub_has_fds_free(void)
 {
 	return hub.maxfds - hub_fds_used() >= hub_fd_reserve() + 2;
 }
@@ -85,7 +85,7 @@ hub_take(void)
 	struct hub_msg m;
 	int fds[2];
 
-	for (int i = 0; i < HUB_TAKE_BATCH && !hub.chan_done && hub_has_room();
+	for (int i = 0; i < HUB_TAKE_BATCH && !hub.chan_done && hub_has_fds_free();
 	    i++) {
 		switch (hub_recv(hub.chan.fd, hub.h->index, hub.h->tickets, &m,
 		    fds)) {
@@ -104,12 +104,12 @@ hub_take(void)
 	}
 }
 
-/* The channel is read only while there is room: at the fd limit the
+/* The channel is read only while fds are free: at the fd limit the
  * workers' sends fail with EAGAIN and they keep their sessions. */
 static void
 hub_chan_interest(void)
 {
-	uint32_t want = !hub.chan_done && hub_has_room() ? EPOLLIN : 0;
+	uint32_t want = !hub.chan_done && hub_has_fds_free() ? EPOLLIN : 0;
 
 	if (hub.chan_done) {
 		if (hub.chan.in_set)

@@ -224,9 +224,9 @@ relay_dir_events(struct relay_dir *d, unsigned src_ev, unsigned dst_ev)
 unsigned
 relay_dir_want_src(const struct relay_dir *d)
 {
-	bool room = d->cap == 0 || d->len < d->cap;
+	bool space = d->cap == 0 || d->len < d->cap;
 
-	return !d->eof && room && !d->pipe_full ?
+	return !d->eof && space && !d->pipe_full ?
 	    RELAY_EV_IN | RELAY_EV_PRI : 0;
 }
 
