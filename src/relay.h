@@ -131,7 +131,6 @@ struct relay_result {
 	uint64_t bytes[2];		/* [RELAY_UP], [RELAY_DOWN] */
 	enum audit_end end;		/* client, target, idle, error, shutdown, parked */
 	int err;			/* errno for AUDIT_END_ERROR */
-	bool spliced;			/* a pipe moved the bytes */
 };
 
 /* Relays until both directions are done, an error, the idle timeout, the

@@ -247,7 +247,6 @@ relay_run(struct relay_pool *pool, int client, int target,
 	} else {
 		res->end = run_loop(&r, &err);
 	}
-	res->spliced = pool->splice && pool->nopen_pipes > 0;
 	for (int i = 0; i < 2; i++) {
 		res->bytes[i] = r.dirs[i].bytes;
 		relay_dir_release(&r.dirs[i], pool);
