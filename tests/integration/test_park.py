@@ -506,7 +506,7 @@ class ParkBase(unittest.TestCase):
             (bad_field(hub_msg(), "family"), [pair(), pair()]),  # no address
             (bad_field(hub_msg(), "done"), [pair(), pair()]),    # both done
         ]
-        reasons = {"wrong size": 3, "wrong magic or version": 2,
+        reasons = {"wrong size": 2, "truncated": 1, "wrong magic or version": 2,
                    "not exactly two fds": 3, "an fd is not a stream socket": 1,
                    "dst not terminated": 1, "dst not escaped": 1,
                    "bad address": 1, "bad relay state": 1}
