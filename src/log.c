@@ -66,7 +66,7 @@ log_set_role(const char *role)
 static void
 vlog(int pri, const char *fmt, va_list ap, int with_errno)
 {
-	char msg[2048];
+	char msg[4096];		/* a session line with a long user and dst */
 	int saved = errno;
 	int n;
 
