@@ -574,25 +574,25 @@ parse_rule(struct parse *p, const config_setting_t *r, const char *list,
 	parse_commands(p, r, rule);
 }
 
-/* Returns whether the list is present. */
-static bool
+/* Compiles the list name into rs (present if the list is written). */
+static void
 parse_rules(struct parse *p, const config_setting_t *root, const char *name,
-    struct rule **out, size_t *nout)
+    struct ruleset *rs)
 {
 	config_setting_t *s = get_list(p, root, "", name);
 	int n;
 
+	rs->present = config_setting_get_member(root, name) != NULL;
 	if (s == NULL)
-		return config_setting_get_member(root, name) != NULL;
+		return;
 	n = config_setting_length(s);
-	*out = calloc((size_t)n + 1, sizeof(**out));
-	if (*out == NULL)
+	rs->list = calloc((size_t)n + 1, sizeof(*rs->list));
+	if (rs->list == NULL)
 		fatal("calloc");
-	*nout = (size_t)n;
+	rs->n = (size_t)n;
 	for (int i = 0; i < n; i++)
 		parse_rule(p, config_setting_get_elem(s, (unsigned)i), name,
-		    &(*out)[i]);
-	return true;
+		    &rs->list[i]);
 }
 
 static void
@@ -630,18 +630,16 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_relay(p, root);
 	parse_listeners(p, root);
 	parse_external(p, root);
-	c->has_clients = parse_rules(p, root, "clients", &c->clients,
-	    &c->nclients);
-	c->has_rules = parse_rules(p, root, "rules", &c->rules,
-	    &c->nrules);
-	if (!c->has_clients)
+	parse_rules(p, root, "clients", &c->clients);
+	parse_rules(p, root, "rules", &c->rules);
+	if (!c->clients.present)
 		pwarn(p, NULL, "no clients list: every client is refused");
-	else if (c->nclients == 0)
+	else if (c->clients.n == 0)
 		pwarn(p, config_setting_get_member(root, "clients"),
 		    "empty clients list: every client is refused");
-	if (!c->has_rules)
+	if (!c->rules.present)
 		pwarn(p, NULL, "no rules list: every request is refused");
-	else if (c->nrules == 0)
+	else if (c->rules.n == 0)
 		pwarn(p, config_setting_get_member(root, "rules"),
 		    "empty rules list: every request is refused");
 }
@@ -839,18 +837,8 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->nclients; i++) {
-		free(c->clients[i].from);
-		free(c->clients[i].to);
-		free(c->clients[i].ports);
-	}
-	for (size_t i = 0; i < c->nrules; i++) {
-		free(c->rules[i].from);
-		free(c->rules[i].to);
-		free(c->rules[i].ports);
-	}
-	free(c->clients);
-	free(c->rules);
+	rules_free(&c->clients);
+	rules_free(&c->rules);
 	free(c->listeners);
 	free(c->user);
 	free(c->path);

@@ -205,11 +205,12 @@ session_connect(struct session *s, const struct socks5_request *req)
 	bool allowed = false;
 	struct verdict v;
 	int64_t deadline;
+	struct rules_query q = { .client = (struct sockaddr *)&s->peer,
+	    .cmd = req->cmd, .port = req->dst.port };
 
 	/* No lookup for a client whose request no rule could let through:
 	 * the proxy is not a name oracle for clients it refuses. */
-	v = rules_may_pass(s->conf, (struct sockaddr *)&s->peer, req->cmd,
-	    req->dst.port);
+	v = rules_may_pass(&s->conf->rules, &q);
 	if (!v.pass) {
 		s->rule = v.rule;
 		s->end = "refused";
@@ -224,8 +225,9 @@ session_connect(struct session *s, const struct socks5_request *req)
 	for (int i = 0; i < n; i++) {
 		const struct sockaddr *sa = (struct sockaddr *)&addrs[i];
 
-		v = rules_match_request(s->conf, (struct sockaddr *)&s->peer,
-		    req->cmd, sa);
+		q.dst = sa;
+		q.port = addr_port(sa);
+		v = rules_match_request(&s->conf->rules, &q);
 
 		s->rule = v.rule;
 		if (!v.pass)
@@ -426,7 +428,8 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	s.rep = -1;
 	s.rule = -1;
 
-	v = rules_match_client(s.conf, (const struct sockaddr *)peer);
+	v = rules_match_client(&s.conf->clients,
+	    &(struct rules_query){ .client = (const struct sockaddr *)peer });
 	if (!v.pass) {
 		s.end = "refused";
 		s.rule = v.rule;

@@ -209,10 +209,10 @@ START_TEST(minimal_defaults)
 	ck_assert_int_eq(lc->line, 2);
 	ck_assert(!l.conf->has_external4);
 	ck_assert(!l.conf->has_external6);
-	ck_assert(!l.conf->has_clients);
-	ck_assert(!l.conf->has_rules);
-	ck_assert_uint_eq(l.conf->nclients, 0);
-	ck_assert_uint_eq(l.conf->nrules, 0);
+	ck_assert(!l.conf->clients.present);
+	ck_assert(!l.conf->rules.present);
+	ck_assert_uint_eq(l.conf->clients.n, 0);
+	ck_assert_uint_eq(l.conf->rules.n, 0);
 	load_done(&l);
 }
 END_TEST
@@ -277,17 +277,17 @@ START_TEST(full_example_values)
 	assert_sockaddr(&c->external4, "127.0.0.1:0");
 	assert_sockaddr(&c->external6, "[::1]:0");
 
-	ck_assert(c->has_clients);
-	ck_assert_uint_eq(c->nclients, 1);
-	ck_assert_int_eq(c->clients[0].action, RULE_PASS);
-	ck_assert_int_eq(c->clients[0].line, 11);
-	ck_assert_uint_eq(c->clients[0].nfrom, 2);
-	assert_cidr(&c->clients[0].from[0], AF_INET, "127.0.0.0", 8);
-	assert_cidr(&c->clients[0].from[1], AF_INET6, "::1", 128);
+	ck_assert(c->clients.present);
+	ck_assert_uint_eq(c->clients.n, 1);
+	ck_assert_int_eq(c->clients.list[0].action, RULE_PASS);
+	ck_assert_int_eq(c->clients.list[0].line, 11);
+	ck_assert_uint_eq(c->clients.list[0].nfrom, 2);
+	assert_cidr(&c->clients.list[0].from[0], AF_INET, "127.0.0.0", 8);
+	assert_cidr(&c->clients.list[0].from[1], AF_INET6, "::1", 128);
 
-	ck_assert(c->has_rules);
-	ck_assert_uint_eq(c->nrules, 2);
-	r = &c->rules[0];
+	ck_assert(c->rules.present);
+	ck_assert_uint_eq(c->rules.n, 2);
+	r = &c->rules.list[0];
 	ck_assert_int_eq(r->action, RULE_BLOCK);
 	ck_assert_int_eq(r->line, 13);
 	ck_assert_uint_eq(r->nto, 1);
@@ -300,7 +300,7 @@ START_TEST(full_example_values)
 	ck_assert_uint_eq(r->ports[1].lo, 6000);
 	ck_assert_uint_eq(r->ports[1].hi, 6063);
 	ck_assert_uint_eq(r->commands, 1u << SOCKS5_CMD_CONNECT);
-	r = &c->rules[1];
+	r = &c->rules.list[1];
 	ck_assert_int_eq(r->action, RULE_PASS);
 	ck_assert_int_eq(r->line, 14);
 	ck_assert_uint_eq(r->nfrom + r->nto + r->nports, 0);
@@ -374,14 +374,14 @@ START_TEST(rule_forms)
 	    "  { action = \"pass\"; ports = [ 25, 80 ]; commands = [ \"connect\", \"bind\", \"udp\" ]; },\n"
 	    "  { action = \"block\"; ports = [ \"1-1024\", \"65535\" ]; to = [ \"2001:db8::/32\" ]; }\n"
 	    ");\n");
-	ck_assert_uint_eq(l.conf->nrules, 2);
-	r = &l.conf->rules[0];
+	ck_assert_uint_eq(l.conf->rules.n, 2);
+	r = &l.conf->rules.list[0];
 	ck_assert_uint_eq(r->nports, 2);
 	ck_assert_uint_eq(r->ports[1].lo, 80);
 	ck_assert_uint_eq(r->ports[1].hi, 80);
 	ck_assert_uint_eq(r->commands, (1u << SOCKS5_CMD_CONNECT) |
 	    (1u << SOCKS5_CMD_BIND) | (1u << SOCKS5_CMD_UDP_ASSOCIATE));
-	r = &l.conf->rules[1];
+	r = &l.conf->rules.list[1];
 	ck_assert_int_eq(r->action, RULE_BLOCK);
 	ck_assert_uint_eq(r->nports, 2);
 	ck_assert_uint_eq(r->ports[0].lo, 1);
