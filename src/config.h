@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "diag.h"
 #include "rules.h"
 
 #define CONFIG_MAX_METHODS 4
@@ -56,11 +57,10 @@ struct config {
 	struct ruleset rules;		/* compiled from `rules` */
 };
 
-/* Reads and validates path. On success returns a config and 0 errors; on
- * failure returns NULL after writing every error, one "file:line: message"
- * per line, to errs. Warnings (valid but suspicious) also go to errs, as
- * "file:line: warning: message", and do not fail the load. */
-struct config *config_load(const char *path, FILE *errs);
+/* Reads and validates path. Appends every error and warning (valid but
+ * suspicious) to d, sorted by file and line, each with the file and line
+ * it is about. Returns the config if no error was added, else NULL. */
+struct config *config_load(const char *path, struct diag *d);
 void config_free(struct config *conf);
 
 #endif

@@ -24,11 +24,11 @@ listener_defer(int fd, const struct config *conf)
 
 static int
 listener_open(const struct listener_conf *lc, const struct config *conf,
-    FILE *errs)
+    struct diag *d)
 {
 	char where[ADDR_STRLEN];
 	const char *what;
-	int fd, one = 1, v6only = lc->v6only;
+	int fd, err, one = 1, v6only = lc->v6only;
 
 	addr_format((const struct sockaddr *)&lc->addr, where, sizeof(where));
 	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -57,8 +57,9 @@ listener_open(const struct listener_conf *lc, const struct config *conf,
 		goto fail;
 	return fd;
 fail:
-	fprintf(errs, "%s:%d: listener %s: %s: %s\n", conf->path, lc->line,
-	    where, what, strerror(errno));
+	err = errno;
+	diag_add(d, DIAG_ERROR, conf->path, lc->line, "listener %s: %s: %s",
+	    where, what, strerror(err));
 	if (fd != -1)
 		close(fd);
 	return -1;
@@ -78,7 +79,7 @@ find_match(const struct listen_set *cur, const struct listener_conf *lc,
 
 int
 listener_set_build(const struct listen_set *cur, const struct config *conf,
-    struct listen_set *next, FILE *errs)
+    struct listen_set *next, struct diag *d)
 {
 	bool *taken = calloc(cur->n + 1, sizeof(*taken));
 	bool *opened = calloc(conf->nlisteners + 1, sizeof(*opened));
@@ -100,7 +101,7 @@ listener_set_build(const struct listen_set *cur, const struct config *conf,
 			ls->fd = cur->socks[m].fd;
 			continue;	/* its settings change only at commit */
 		}
-		if ((ls->fd = listener_open(lc, conf, errs)) == -1) {
+		if ((ls->fd = listener_open(lc, conf, d)) == -1) {
 			for (size_t j = 0; j < i; j++)
 				if (opened[j])
 					close(next->socks[j].fd);

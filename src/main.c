@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "diag.h"
+#include "listener.h"
 #include "log.h"
 #include "master.h"
 
@@ -24,25 +26,36 @@ usage(FILE *out)
 	    "  -v       print the version and exit\n");
 }
 
+/* What start would do first: open every listener (then close them), so
+ * that -t reports an address in use or not ours as start would. */
+static bool
+check_listeners(const struct config *conf, struct diag *d)
+{
+	struct listen_set none = { NULL, 0 }, next = { NULL, 0 };
+
+	if (listener_set_build(&none, conf, &next, d) == -1)
+		return false;
+	listener_set_discard(&none, &next);
+	return true;
+}
+
 /* Loads path; errors and warnings go to stderr and, unless only checking,
  * to syslog too. */
 static struct config *
 load(const char *path, bool check_only)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&text, &len);
-	struct config *conf;
+	struct diag d = DIAG_INIT;
+	struct config *conf = config_load(path, &d);
 
-	if (errs == NULL)
-		fatal("open_memstream");
-	conf = config_load(path, errs);
-	fclose(errs);
+	if (conf != NULL && check_only && !check_listeners(conf, &d)) {
+		config_free(conf);
+		conf = NULL;
+	}
 	if (check_only)
-		fputs(text, stderr);
+		diag_print(&d, stderr);
 	else
-		master_log_config_errors(text);
-	free(text);
+		diag_log(&d);
+	diag_free(&d);
 	return conf;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "diag.h"
 #include "socks5.h"
 
 /*
@@ -48,6 +49,18 @@ remove_pending(void)
 		unlink(pending_path);
 }
 
+/* config_load, its diagnostics printed to errs as socks5d -t prints them. */
+static struct config *
+load_to(const char *path, FILE *errs)
+{
+	struct diag d = DIAG_INIT;
+	struct config *conf = config_load(path, &d);
+
+	diag_print(&d, errs);
+	diag_free(&d);
+	return conf;
+}
+
 static void
 load_text(struct load *l, const char *text)
 {
@@ -66,7 +79,7 @@ load_text(struct load *l, const char *text)
 		registered = atexit(remove_pending) == 0;
 	errs = open_memstream(&l->errs, &l->errslen);
 	ck_assert_ptr_nonnull(errs);
-	l->conf = config_load(l->path, errs);
+	l->conf = load_to(l->path, errs);
 	fclose(errs);
 }
 
@@ -406,7 +419,7 @@ START_TEST(missing_file)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/missing.conf", dir);
 	errs = open_memstream(&out, &outlen);
-	conf = config_load(path, errs);
+	conf = load_to(path, errs);
 	fclose(errs);
 	rmdir(dir);
 	ck_assert_ptr_null(conf);
@@ -427,7 +440,7 @@ START_TEST(directory_not_file)
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	errs = open_memstream(&out, &outlen);
-	conf = config_load(dir, errs);
+	conf = load_to(dir, errs);
 	fclose(errs);
 	rmdir(dir);
 	ck_assert_ptr_null(conf);
