@@ -1,7 +1,9 @@
 /* config.c: reads the libconfig file: the load, the scalar settings, shared helpers. */
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,29 +12,42 @@
 #include "config_parse.h"
 #include "log.h"
 
-/* Where setting s is (the main file, line 0, when s is NULL). */
-static void
-parse_where(const struct parse *p, const config_setting_t *s,
-    const char **file, int *line)
+const char *
+parse_source_file(const struct parse *p, const config_setting_t *s, char *buf,
+    size_t len)
 {
-	*file = NULL;
-	*line = 0;
-	if (s != NULL) {
-		*file = config_setting_source_file(s);
-		*line = (int)config_setting_source_line(s);
+	const char *file = s ? config_setting_source_file(s) : NULL;
+
+	if (file == NULL || file[0] == '/' || strcmp(file, p->path) == 0)
+		return file;
+	snprintf(buf, len, "%s/%s", p->dir, file);
+	return buf;
+}
+
+/* Where setting s is (the main file, line 0, when s is NULL). */
+static const char *
+parse_where(const struct parse *p, const config_setting_t *s, char *buf,
+    size_t len, int *line)
+{
+	const char *file = parse_source_file(p, s, buf, len);
+
+	*line = s ? (int)config_setting_source_line(s) : 0;
+	if (file == NULL || *line <= 0) {
+		*line = 0;
+		return p->path;
 	}
-	if (*file == NULL || *line <= 0)
-		*file = p->path;
+	return file;
 }
 
 void
 perr(struct parse *p, const config_setting_t *s, const char *fmt, ...)
 {
+	char buf[PATH_MAX];
 	const char *file;
 	int line;
 	va_list ap;
 
-	parse_where(p, s, &file, &line);
+	file = parse_where(p, s, buf, sizeof(buf), &line);
 	va_start(ap, fmt);
 	diag_vadd(p->d, DIAG_ERROR, file, line, fmt, ap);
 	va_end(ap);
@@ -41,11 +56,12 @@ perr(struct parse *p, const config_setting_t *s, const char *fmt, ...)
 void
 pwarn(struct parse *p, const config_setting_t *s, const char *fmt, ...)
 {
+	char buf[PATH_MAX];
 	const char *file;
 	int line;
 	va_list ap;
 
-	parse_where(p, s, &file, &line);
+	file = parse_where(p, s, buf, sizeof(buf), &line);
 	va_start(ap, fmt);
 	diag_vadd(p->d, DIAG_WARNING, file, line, fmt, ap);
 	va_end(ap);
@@ -196,6 +212,39 @@ parse_workers(struct parse *p, const config_setting_t *root)
 		    c->workers.min_spare, c->workers.max);
 }
 
+/*
+ * Limits start cannot meet. Without root, fork fails once the user's
+ * processes reach RLIMIT_NPROC (root is not held to it): the master, its
+ * hubs and min_spare workers must fit, or the pool never reaches its
+ * floor (an error); max workers that do not fit only warn, as the pool
+ * may never need them. RLIMIT_NOFILE is not checked: a process's
+ * descriptors grow with its sessions (parked ones in hubs), not with a
+ * setting.
+ */
+static void
+check_limits(struct parse *p, const config_setting_t *root)
+{
+	const config_setting_t *g = config_setting_get_member(root, "workers");
+	const struct config *c = p->conf;
+	long long base = 1 + c->relay.hubs;
+	struct rlimit rl;
+
+	if (c->workers.max_spare > c->workers.max)
+		pwarn(p, g, "workers.max_spare (%d) is above workers.max (%d): at most %d workers run",
+		    c->workers.max_spare, c->workers.max, c->workers.max);
+	if (geteuid() == 0 || getrlimit(RLIMIT_NPROC, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return;
+	if (base + c->workers.min_spare > (long long)rl.rlim_cur)
+		perr(p, g, "workers.min_spare (%d) with the master and %d hubs is more processes than RLIMIT_NPROC (%llu) allows",
+		    c->workers.min_spare, c->relay.hubs,
+		    (unsigned long long)rl.rlim_cur);
+	else if (base + c->workers.max > (long long)rl.rlim_cur)
+		pwarn(p, g, "workers.max (%d) with the master and %d hubs is more processes than RLIMIT_NPROC (%llu) allows: the pool stops short",
+		    c->workers.max, c->relay.hubs,
+		    (unsigned long long)rl.rlim_cur);
+}
+
 static void
 parse_timeouts(struct parse *p, const config_setting_t *root)
 {
@@ -290,6 +339,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 	static const char *const known[] = { "user", "workers", "timeouts",
 	    "log", "relay", "listeners", "external", "clients", "rules", NULL };
 	struct config *c = p->conf;
+	size_t before = p->d->nerrors;
 
 	parse_check_keys(p, root, "", known);
 	parse_user(p, root);
@@ -297,6 +347,8 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_timeouts(p, root);
 	parse_log(p, root);
 	parse_relay(p, root);
+	if (p->d->nerrors == before)
+		check_limits(p, root);
 	parse_listeners(p, root);
 	parse_external(p, root);
 	parse_rules(p, root, "clients", &c->clients);
@@ -350,7 +402,7 @@ struct config *
 config_load(const char *path, struct diag *d)
 {
 	size_t before = d->nerrors;
-	struct parse p = { path, d, config_new(path), NULL };
+	struct parse p = { path, NULL, d, config_new(path), NULL };
 	config_t cfg;
 	char *dir = strdup(path);
 
@@ -359,9 +411,9 @@ config_load(const char *path, struct diag *d)
 	config_init(&cfg);
 	/* Relative @include paths are taken from the file's own directory. */
 	config_set_include_dir(&cfg, dirname(dir));
-	if (config_include_check(&p, config_get_include_dir(&cfg)) &&
-	    parse_file(&p, &cfg)) {
-		p.nums = config_numbers_read(config_root_setting(&cfg));
+	p.dir = config_get_include_dir(&cfg);
+	if (config_include_check(&p) && parse_file(&p, &cfg)) {
+		p.nums = config_numbers_read(&p, config_root_setting(&cfg));
 		parse_root(&p, config_root_setting(&cfg));
 		config_numbers_free(p.nums);
 	}

@@ -191,7 +191,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 }
 
 bool
-config_include_check(struct parse *p, const char *dir)
+config_include_check(struct parse *p)
 {
 	struct include_walk *w = calloc(1, sizeof(*w));
 	size_t before = p->d->nerrors;
@@ -199,7 +199,7 @@ config_include_check(struct parse *p, const char *dir)
 	if (w == NULL)
 		fatal("calloc");
 	w->p = p;
-	w->dir = dir;
+	w->dir = p->dir;
 	walk_file(w, p->path, NULL, 0);
 	free(w->seen);
 	free(w);

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,20 +199,22 @@ numbers_file(struct config_numbers *nums, const char *path)
 }
 
 static void
-numbers_walk(struct config_numbers *nums, config_setting_t *s)
+numbers_walk(const struct parse *p, struct config_numbers *nums,
+    config_setting_t *s)
 {
 	int type = config_setting_type(s);
+	char buf[PATH_MAX];
 	const char *file;
 	struct number_file *f;
 
 	if (config_setting_is_aggregate(s)) {
 		for (int i = 0; i < config_setting_length(s); i++)
-			numbers_walk(nums, config_setting_get_elem(s,
+			numbers_walk(p, nums, config_setting_get_elem(s,
 			    (unsigned)i));
 		return;
 	}
 	if ((type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) ||
-	    (file = config_setting_source_file(s)) == NULL)
+	    (file = parse_source_file(p, s, buf, sizeof(buf))) == NULL)
 		return;
 	f = numbers_file(nums, file);
 	if (f->n > 0)
@@ -219,13 +222,13 @@ numbers_walk(struct config_numbers *nums, config_setting_t *s)
 }
 
 struct config_numbers *
-config_numbers_read(const config_setting_t *root)
+config_numbers_read(const struct parse *p, const config_setting_t *root)
 {
 	struct config_numbers *nums = calloc(1, sizeof(*nums));
 
 	if (nums == NULL)
 		fatal("calloc");
-	numbers_walk(nums, (config_setting_t *)root);
+	numbers_walk(p, nums, (config_setting_t *)root);
 	return nums;
 }
 

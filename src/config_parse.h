@@ -18,6 +18,7 @@ struct config_numbers;
 /* The parse of one file: where diagnostics go, what it builds. */
 struct parse {
 	const char *path;		/* the main file */
+	const char *dir;		/* where relative @include names start */
 	struct diag *d;
 	struct config *conf;
 	struct config_numbers *nums;	/* integer literals as written */
@@ -28,6 +29,10 @@ void perr(struct parse *p, const config_setting_t *s, const char *fmt, ...)
 void pwarn(struct parse *p, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The file setting s came from, as a path (libconfig names an included
+ * file as written in @include, relative to p->dir); NULL if unknown. */
+const char *parse_source_file(const struct parse *p, const config_setting_t *s,
+    char *buf, size_t len);
 /* Reports every member of group g whose name is not in known (NULL-ended). */
 void parse_check_keys(struct parse *p, const config_setting_t *g,
     const char *where, const char *const *known);
@@ -48,7 +53,8 @@ config_setting_t *parse_get_list(struct parse *p, const config_setting_t *g,
  * suffix in 32 bits, so 4294999376 reads as 32080. config_numbers_read
  * re-reads every file the settings came from and records the literal of
  * each integer setting; config_number_get gives the value as written. */
-struct config_numbers *config_numbers_read(const config_setting_t *root);
+struct config_numbers *config_numbers_read(const struct parse *p,
+    const config_setting_t *root);
 void config_numbers_free(struct config_numbers *nums);
 /* The value of integer setting s as written (false: beyond 64 bits, or its
  * literal was not found and *v is libconfig's). shown gets the value to
@@ -60,7 +66,7 @@ bool config_number_get(const struct config_numbers *nums,
  * cannot read a file (a directory, a FIFO) and follows include cycles
  * until its depth limit: check the file and each @include first. Returns
  * false (with errors in p->d) if libconfig must not be given the file. */
-bool config_include_check(struct parse *p, const char *dir);
+bool config_include_check(struct parse *p);
 
 /* config_listeners.c and config_rules.c */
 void parse_listeners(struct parse *p, const config_setting_t *root);
