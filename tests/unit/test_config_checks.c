@@ -419,7 +419,7 @@ START_TEST(nproc_limit)
 {
 	struct tmp t;
 	struct result r;
-	struct rlimit rl = { 8, 8 };
+	struct rlimit rl, was;
 	struct passwd *pw = getpwnam("nobody");
 	char path[128];
 
@@ -433,6 +433,9 @@ START_TEST(nproc_limit)
 		ck_assert_int_eq(chown(t.dir, pw->pw_uid, pw->pw_gid) == 0 &&
 		    setgid(pw->pw_gid) == 0 &&
 		    setuid(pw->pw_uid) == 0, 1);
+	ck_assert_int_eq(getrlimit(RLIMIT_NPROC, &was), 0);
+	rl.rlim_cur = 8;
+	rl.rlim_max = was.rlim_max;
 	ck_assert_int_eq(setrlimit(RLIMIT_NPROC, &rl), 0);
 	snprintf(path, sizeof(path), "%s/low.conf", t.dir);
 	result_load(&r, path);
@@ -446,6 +449,8 @@ START_TEST(nproc_limit)
 	ck_assert_msg(strstr(r.text, "high.conf:5: warning: workers.max (100) with the master and 1 hubs is more processes than RLIMIT_NPROC (8) allows") != NULL,
 	    "got:\n%s", r.text);
 	result_done(&r);
+	/* LeakSanitizer needs a thread at exit. */
+	ck_assert_int_eq(setrlimit(RLIMIT_NPROC, &was), 0);
 	tmp_done(&t);
 }
 END_TEST
