@@ -369,6 +369,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 static bool
 parse_file(struct parse *p, config_t *cfg)
 {
+	char buf[PATH_MAX];
 	const char *file;
 
 	errno = 0;
@@ -379,8 +380,14 @@ parse_file(struct parse *p, config_t *cfg)
 		    strerror(errno ? errno : EIO));
 	} else {
 		file = config_error_file(cfg);
-		diag_add(p->d, DIAG_ERROR, file ? file : p->path,
-		    config_error_line(cfg), "%s", config_error_text(cfg));
+		if (file == NULL)
+			file = p->path;
+		else if (file[0] != '/' && strcmp(file, p->path) != 0) {
+			snprintf(buf, sizeof(buf), "%s/%s", p->dir, file);
+			file = buf;
+		}
+		diag_add(p->d, DIAG_ERROR, file, config_error_line(cfg), "%s",
+		    config_error_text(cfg));
 	}
 	return false;
 }
@@ -432,6 +439,8 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
+	for (size_t i = 0; i < c->nlisteners; i++)
+		free(c->listeners[i].file);
 	rules_free(&c->clients);
 	rules_free(&c->rules);
 	free(c->listeners);

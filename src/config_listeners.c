@@ -1,4 +1,5 @@
 /* config_listeners.c: compiles `listeners` and `external` into struct config. */
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,15 @@ parse_listener(struct parse *p, const config_setting_t *l,
 {
 	static const char *const known[] = { "address", "port", "methods",
 	    "v6only", "backlog", NULL };
-	const char *address;
+	char buf[PATH_MAX];
+	const char *address, *file;
 	int port = -1, v6only;
 	config_setting_t *s;
 
 	lc->line = (int)config_setting_source_line(l);
+	if ((file = parse_source_file(p, l, buf, sizeof(buf))) != NULL &&
+	    (lc->file = strdup(file)) == NULL)
+		fatal("strdup");
 	lc->backlog = 4096;	/* a burst waits here while the pool grows */
 	lc->methods[0] = SOCKS5_METHOD_NONE;
 	lc->nmethods = 1;

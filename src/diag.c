@@ -86,26 +86,18 @@ diag_sort(struct diag *d)
 	free(keys);
 }
 
-/* "file:line: " or "file: ", and "warning: " for a warning. */
-static void
-diag_prefix(const struct diag_record *r, char *buf, size_t len)
-{
-	const char *w = r->severity == DIAG_WARNING ? "warning: " : "";
-
-	if (r->line > 0)
-		snprintf(buf, len, "%s:%d: %s", r->file, r->line, w);
-	else
-		snprintf(buf, len, "%s: %s", r->file, w);
-}
-
 void
 diag_print(const struct diag *d, FILE *out)
 {
-	char prefix[4200];
-
 	for (size_t i = 0; i < d->n; i++) {
-		diag_prefix(&d->recs[i], prefix, sizeof(prefix));
-		fprintf(out, "%s%s\n", prefix, d->recs[i].message);
+		const struct diag_record *r = &d->recs[i];
+		const char *w = r->severity == DIAG_WARNING ? "warning: " : "";
+
+		if (r->line > 0)
+			fprintf(out, "%s:%d: %s%s\n", r->file, r->line, w,
+			    r->message);
+		else
+			fprintf(out, "%s: %s%s\n", r->file, w, r->message);
 	}
 }
 

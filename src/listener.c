@@ -58,8 +58,8 @@ listener_open(const struct listener_conf *lc, const struct config *conf,
 	return fd;
 fail:
 	err = errno;
-	diag_add(d, DIAG_ERROR, conf->path, lc->line, "listener %s: %s: %s",
-	    where, what, strerror(err));
+	diag_add(d, DIAG_ERROR, lc->file ? lc->file : conf->path, lc->line,
+	    "listener %s: %s: %s", where, what, strerror(err));
 	if (fd != -1)
 		close(fd);
 	return -1;

@@ -187,6 +187,16 @@ class ConfigFileChecks(ConfigBase):
         self.assertIn(f"{path}:7: listener 192.0.2.1:1080: bind: Cannot assign requested address",
                       r.stderr)
 
+    def test_listener_in_included_file(self):
+        self.write('# listeners\nlisteners = ( { address = "192.0.2.1"; port = 1080; } );\n',
+                   "listeners.conf")
+        text = "\n".join(l for l in LINES[:5] + LINES[9:]) + '\n@include "listeners.conf"\n'
+        path = self.write(text)
+        r = self.check(path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"{self.tmp}/listeners.conf:2: listener 192.0.2.1:1080: bind: ",
+                      r.stderr)
+
     def test_workers_limits(self):
         path = self.write(replace_line(2, "workers = { min_spare = 2; max_spare = 32; max = 16; max_sessions = 1000; };"))
         r = self.check(path)

@@ -252,6 +252,21 @@ START_TEST(warning_names_included_file)
 }
 END_TEST
 
+/* libconfig's own syntax error in an included file names it by path. */
+START_TEST(syntax_error_in_included_file)
+{
+	struct tmp t;
+	struct result r;
+
+	tmp_init(&t);
+	tmp_file(&t, "bad.conf", "\n\nrelay = { mode = = \"copy\"; };\n");
+	result_load(&r, tmp_file(&t, "main.conf", VALID "@include \"bad.conf\"\n"));
+	assert_one_error(&r, &t, "bad.conf", 3, "syntax error");
+	result_done(&r);
+	tmp_done(&t);
+}
+END_TEST
+
 /* ---- integers beyond 32 bits ---------------------------------------------- */
 
 /* base then last (on line `line`) must give one error there saying want. */
@@ -502,6 +517,7 @@ checks_suite(void)
 	tcase_add_test(tc, include_depth_bound);
 	tcase_add_test(tc, include_twice_not_a_cycle);
 	tcase_add_test(tc, warning_names_included_file);
+	tcase_add_test(tc, syntax_error_in_included_file);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("numbers");
