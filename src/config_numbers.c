@@ -49,7 +49,7 @@ file_add(struct number_file *f, const char *tok, size_t len)
 {
 	struct number *n;
 	char text[NUMBER_TEXT * 4];
-	bool hex;
+	bool hex, cut;
 	char *end;
 	const char *digits;
 
@@ -64,7 +64,9 @@ file_add(struct number_file *f, const char *tok, size_t len)
 	}
 	n = &f->nums[f->n++];
 	snprintf(n->text, sizeof(n->text), "%.*s", (int)len, tok);
+	cut = len >= sizeof(text);
 	snprintf(text, sizeof(text), "%.*s", (int)len, tok);
+	len = strlen(text);
 	/* An L or LL suffix only says "64 bits". */
 	while (len > 0 && (text[len - 1] == 'L' || text[len - 1] == 'l'))
 		text[--len] = '\0';
@@ -75,8 +77,7 @@ file_add(struct number_file *f, const char *tok, size_t len)
 		n->value = (long long)strtoull(text, &end, 16);
 	else
 		n->value = strtoll(text, &end, 10);
-	n->fits = errno == 0 && *end == '\0' && len < sizeof(text) - 1 &&
-	    !(hex && text[0] == '-');
+	n->fits = errno == 0 && *end == '\0' && !cut && !(hex && text[0] == '-');
 }
 
 /* Length of the number token at s (a run of [0-9A-Za-z.+-]). */

@@ -276,7 +276,7 @@ assert_last_line_error(const char *base, const char *last, int line,
 {
 	struct tmp t;
 	struct result r;
-	char text[512];
+	char text[1024];
 
 	tmp_init(&t);
 	snprintf(text, sizeof(text), "%s%s\n", base, last);
@@ -316,6 +316,12 @@ START_TEST(numbers_beyond_32_bits)
 	    "relay.pipe_size = 4295032832 is out of range (4096..1048576)");
 	assert_number_error("workers = { max = 99999999999999999999; };",
 	    "workers.max = 99999999999999999999 is out of range (1..100000)");
+	/* Longer than any buffer of the check: shown cut, still refused. */
+	assert_number_error("workers = { max = 1"
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "0000000000000000000000000000000000000000000000000000000000000000; };",
+	    "workers.max = 1000000000000000000000000000000 is out of range (1..100000)");
 	assert_number_error("workers = { max = 4294967297L; };",
 	    "workers.max = 4294967297 is out of range (1..100000)");
 }
