@@ -9,12 +9,13 @@
 #include <sys/socket.h>
 
 #include "addr.h"
+#include "diag.h"
+#include "rules.h"
 
 #define CONFIG_MAX_METHODS 4
 #define CONFIG_MAX_LISTENERS 64
 
 enum relay_mode { RELAY_SPLICE, RELAY_COPY };
-enum rule_action { RULE_PASS, RULE_BLOCK };
 
 struct listener_conf {
 	struct sockaddr_storage addr;
@@ -23,24 +24,8 @@ struct listener_conf {
 	int backlog;
 	uint8_t methods[CONFIG_MAX_METHODS];	/* in order of preference */
 	int nmethods;
+	char *file;		/* the file it is written in (NULL: path) */
 	int line;
-};
-
-struct port_range {
-	uint16_t lo, hi;
-};
-
-/* One entry of `clients` or `rules`: first match wins. Empty lists match all. */
-struct rule {
-	enum rule_action action;
-	int line;			/* where it is in the file: logged as rule=N */
-	struct cidr *from;
-	size_t nfrom;
-	struct cidr *to;
-	size_t nto;
-	struct port_range *ports;
-	size_t nports;
-	unsigned commands;		/* bit (1 << cmd); 0 = all */
 };
 
 struct config {
@@ -69,18 +54,14 @@ struct config {
 	size_t nlisteners;
 	struct sockaddr_storage external4, external6;
 	bool has_external4, has_external6;
-	bool has_clients, has_rules;
-	struct rule *clients;
-	size_t nclients;
-	struct rule *rules;
-	size_t nrules;
+	struct ruleset clients;		/* compiled from `clients` */
+	struct ruleset rules;		/* compiled from `rules` */
 };
 
-/* Reads and validates path. On success returns a config and 0 errors; on
- * failure returns NULL after writing every error, one "file:line: message"
- * per line, to errs. Warnings (valid but suspicious) also go to errs, as
- * "file:line: warning: message", and do not fail the load. */
-struct config *config_load(const char *path, FILE *errs);
+/* Reads and validates path. Appends every error and warning (valid but
+ * suspicious) to d, sorted by file and line, each with the file and line
+ * it is about. Returns the config if no error was added, else NULL. */
+struct config *config_load(const char *path, struct diag *d);
 void config_free(struct config *conf);
 
 #endif

@@ -153,10 +153,12 @@ connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 	bool allowed = false;
 	struct verdict v;
 	int64_t deadline;
+	struct rules_query q = { .client = peer, .cmd = req->cmd,
+	    .port = req->dst.port };
 
 	/* No lookup for a client whose request no rule could let through:
 	 * the proxy is not a name oracle for clients it refuses. */
-	v = rules_may_pass(c->conf, peer, req->cmd, req->dst.port);
+	v = rules_may_pass(&c->conf->rules, &q);
 	if (!v.pass) {
 		c->rec->rule = v.rule;
 		c->rec->end = AUDIT_END_REFUSED;
@@ -171,7 +173,9 @@ connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 	for (int i = 0; i < n; i++) {
 		const struct sockaddr *sa = (struct sockaddr *)&addrs[i];
 
-		v = rules_match_request(c->conf, peer, req->cmd, sa);
+		q.dst = sa;
+		q.port = addr_port(sa);
+		v = rules_match_request(&c->conf->rules, &q);
 		c->rec->rule = v.rule;
 		if (!v.pass)
 			continue;

@@ -22,22 +22,20 @@ listener_defer(int fd, const struct config *conf)
 	    sizeof(secs));
 }
 
+/* A bound socket for lc, not listening yet: the fd, or -1 with errno and
+ * *what naming the call that failed. */
 static int
-listener_open(const struct listener_conf *lc, const struct config *conf,
-    FILE *errs)
+listener_bind(const struct listener_conf *lc, const struct config *conf,
+    const char **what)
 {
-	char where[ADDR_STRLEN];
-	const char *what;
-	int fd, one = 1, v6only = lc->v6only;
+	int fd, err, one = 1, v6only = lc->v6only;
 
-	addr_format((const struct sockaddr *)&lc->addr, where, sizeof(where));
+	*what = "socket";
 	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		what = "socket";
-		goto fail;
-	}
-	what = "setsockopt";
+	if (fd == -1)
+		return -1;
+	*what = "setsockopt";
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
 	/* Accepted sockets inherit TCP_NODELAY from the listener. */
@@ -49,19 +47,70 @@ listener_open(const struct listener_conf *lc, const struct config *conf,
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
 	    sizeof(v6only)) == -1)
 		goto fail;
-	what = "bind";
+	*what = "bind";
 	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) == -1)
-		goto fail;
-	what = "listen";
-	if (listen(fd, lc->backlog) == -1)
 		goto fail;
 	return fd;
 fail:
-	fprintf(errs, "%s:%d: listener %s: %s: %s\n", conf->path, lc->line,
-	    where, what, strerror(errno));
-	if (fd != -1)
-		close(fd);
+	err = errno;
+	close(fd);
+	errno = err;
 	return -1;
+}
+
+static void
+listener_report(const struct listener_conf *lc, const struct config *conf,
+    struct diag *d, enum diag_severity sev, const char *what, int err)
+{
+	char where[ADDR_STRLEN];
+
+	addr_format((const struct sockaddr *)&lc->addr, where, sizeof(where));
+	diag_add(d, sev, lc->file ? lc->file : conf->path, lc->line,
+	    "listener %s: %s: %s%s", where, what, strerror(err),
+	    sev == DIAG_WARNING ? " (a running socks5d holds its own "
+	    "listeners: start would fail, a reload keeps them)" : "");
+}
+
+static int
+listener_open(const struct listener_conf *lc, const struct config *conf,
+    struct diag *d)
+{
+	const char *what;
+	int fd = listener_bind(lc, conf, &what), err;
+
+	if (fd != -1 && listen(fd, lc->backlog) == 0)
+		return fd;
+	err = errno;
+	if (fd != -1) {
+		what = "listen";
+		close(fd);
+	}
+	listener_report(lc, conf, d, DIAG_ERROR, what, err);
+	return -1;
+}
+
+int
+listener_probe(const struct config *conf, struct diag *d)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < conf->nlisteners; i++) {
+		const struct listener_conf *lc = &conf->listeners[i];
+		const char *what;
+		int fd = listener_bind(lc, conf, &what);
+
+		if (fd != -1) {
+			close(fd);
+			continue;
+		}
+		if (errno == EADDRINUSE) {
+			listener_report(lc, conf, d, DIAG_WARNING, what, errno);
+			continue;
+		}
+		listener_report(lc, conf, d, DIAG_ERROR, what, errno);
+		rc = -1;
+	}
+	return rc;
 }
 
 static int
@@ -78,7 +127,7 @@ find_match(const struct listen_set *cur, const struct listener_conf *lc,
 
 int
 listener_set_build(const struct listen_set *cur, const struct config *conf,
-    struct listen_set *next, FILE *errs)
+    struct listen_set *next, struct diag *d)
 {
 	bool *taken = calloc(cur->n + 1, sizeof(*taken));
 	bool *opened = calloc(conf->nlisteners + 1, sizeof(*opened));
@@ -100,7 +149,7 @@ listener_set_build(const struct listen_set *cur, const struct config *conf,
 			ls->fd = cur->socks[m].fd;
 			continue;	/* its settings change only at commit */
 		}
-		if ((ls->fd = listener_open(lc, conf, errs)) == -1) {
+		if ((ls->fd = listener_open(lc, conf, d)) == -1) {
 			for (size_t j = 0; j < i; j++)
 				if (opened[j])
 					close(next->socks[j].fd);

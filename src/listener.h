@@ -4,10 +4,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <sys/socket.h>
 
 #include "config.h"
+#include "diag.h"
 
 struct listen_sock {
 	struct sockaddr_storage addr;
@@ -23,13 +23,19 @@ struct listen_set {
 
 /* Makes next hold one open socket per listener of conf, in order, taking
  * the sockets of cur that match (same address and v6only) and opening the
- * rest. On failure closes what it opened, writes why to errs, returns -1. */
+ * rest. On failure closes what it opened, adds why to d (an error at the
+ * listener's line), returns -1. */
 int listener_set_build(const struct listen_set *cur, const struct config *conf,
-    struct listen_set *next, FILE *errs);
+    struct listen_set *next, struct diag *d);
 /* Replaces cur by next: stops the sockets of cur that next does not use
  * and applies conf's backlog and defer time to the rest. */
 void listener_set_commit(struct listen_set *cur, struct listen_set *next,
     const struct config *conf);
+/* For -t: binds (without listening) and closes a socket for each listener
+ * of conf, so that nothing is started. A failure is an error as it would
+ * be at start, except "address in use", which is how a running socks5d's
+ * own listeners look: a warning. -1 if any error. */
+int listener_probe(const struct config *conf, struct diag *d);
 /* Undoes listener_set_build: closes what next opened, not what it shares. */
 void listener_set_discard(const struct listen_set *cur, struct listen_set *next);
 /* Stops every socket of set (in every process that shares them). */

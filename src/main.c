@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "diag.h"
+#include "listener.h"
 #include "log.h"
 #include "master.h"
 
@@ -29,20 +31,18 @@ usage(FILE *out)
 static struct config *
 load(const char *path, bool check_only)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *errs = open_memstream(&text, &len);
-	struct config *conf;
+	struct diag d = DIAG_INIT;
+	struct config *conf = config_load(path, &d);
 
-	if (errs == NULL)
-		fatal("open_memstream");
-	conf = config_load(path, errs);
-	fclose(errs);
+	if (conf != NULL && check_only && listener_probe(conf, &d) == -1) {
+		config_free(conf);
+		conf = NULL;
+	}
 	if (check_only)
-		fputs(text, stderr);
+		diag_print(&d, stderr);
 	else
-		master_log_config_errors(text);
-	free(text);
+		diag_log(&d);
+	diag_free(&d);
 	return conf;
 }
 

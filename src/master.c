@@ -555,33 +555,6 @@ master_reap(void)
 	generation_collect();
 }
 
-static FILE *
-memstream(char **buf, size_t *len)
-{
-	FILE *f = open_memstream(buf, len);
-
-	if (f == NULL)
-		fatal("open_memstream");
-	return f;
-}
-
-void
-master_log_config_errors(const char *text)
-{
-	const char *line = text;
-
-	while (line != NULL && *line != '\0') {
-		const char *nl = strchr(line, '\n');
-		int len = nl ? (int)(nl - line) : (int)strlen(line);
-
-		if (memmem(line, (size_t)len, ": warning: ", 11) != NULL)
-			log_notice("config-warning %.*s", len, line);
-		else
-			log_warnx("config-error %.*s", len, line);
-		line = nl ? nl + 1 : NULL;
-	}
-}
-
 static void
 master_reload(void)
 {
@@ -589,19 +562,16 @@ master_reload(void)
 	struct listen_set next = { NULL, 0 };
 	struct generation *g;
 	struct config *conf;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *errs = memstream(&text, &len);
+	struct diag d = DIAG_INIT;
 
-	conf = config_load(path, errs);
+	conf = config_load(path, &d);
 	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
-	    errs) == -1) {
+	    &d) == -1) {
 		config_free(conf);
 		conf = NULL;
 	}
-	fclose(errs);
-	master_log_config_errors(text);
-	free(text);
+	diag_log(&d);
+	diag_free(&d);
 	if (conf == NULL || (g = generation_new(conf, &next)) == NULL) {
 		if (conf != NULL) {
 			listener_set_discard(&m.listeners, &next);
@@ -772,22 +742,18 @@ int
 master_run(struct config *conf, bool foreground, bool debug)
 {
 	struct listen_set none = { NULL, 0 };
-	char *text = NULL;
-	size_t len = 0;
-	FILE *errs = memstream(&text, &len);
+	struct diag d = DIAG_INIT;
 	bool fast = false;
 	int rc;
 
 	m.debug = debug;
-	rc = listener_set_build(&none, conf, &m.listeners, errs);
-	fclose(errs);
+	rc = listener_set_build(&none, conf, &m.listeners, &d);
+	diag_log(&d);
+	diag_free(&d);
 	if (rc == -1) {
-		master_log_config_errors(text);
-		free(text);
 		config_free(conf);
 		return 1;
 	}
-	free(text);
 	if (!foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	master_setup();

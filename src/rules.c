@@ -1,4 +1,6 @@
 /* rules.c: client and request rules: first match wins, no match refuses. */
+#include <stdlib.h>
+
 #include "rules.h"
 
 static bool
@@ -23,64 +25,79 @@ any_port(const struct port_range *list, size_t n, uint16_t port)
 	return false;
 }
 
-static struct verdict
-first_match(const struct rule *rules, size_t n, const struct sockaddr *client,
-    uint8_t cmd, const struct sockaddr *dst)
+static bool
+has_command(const struct rule *r, uint8_t cmd)
 {
-	struct verdict v = { false, 0 };
+	return r->commands == 0 || (cmd < 32 && (r->commands & (1u << cmd)));
+}
 
-	for (size_t i = 0; i < n; i++) {
-		const struct rule *r = &rules[i];
+static struct verdict
+verdict_of(const struct rule *r, size_t i)
+{
+	struct verdict v = { r->action == RULE_PASS, (int)i + 1 };
 
-		if (!any_cidr(r->from, r->nfrom, client))
-			continue;
-		if (dst != NULL) {
-			if (r->commands != 0 && !(r->commands & (1u << cmd)))
-				continue;
-			if (!any_cidr(r->to, r->nto, dst) ||
-			    !any_port(r->ports, r->nports, addr_port(dst)))
-				continue;
-		}
-		v.pass = r->action == RULE_PASS;
-		v.rule = (int)i + 1;
-		return v;
-	}
 	return v;
 }
 
 struct verdict
-rules_may_pass(const struct config *conf, const struct sockaddr *client,
-    uint8_t cmd, uint16_t port)
+rules_match_client(const struct ruleset *rs, const struct rules_query *q)
 {
-	struct verdict v = { false, 0 };
+	struct verdict none = { false, 0 };
 
-	for (size_t i = 0; i < conf->nrules; i++) {
-		const struct rule *r = &conf->rules[i];
+	for (size_t i = 0; i < rs->n; i++)
+		if (any_cidr(rs->list[i].from, rs->list[i].nfrom, q->client))
+			return verdict_of(&rs->list[i], i);
+	return none;
+}
 
-		if (!any_cidr(r->from, r->nfrom, client) ||
-		    (r->commands != 0 && !(r->commands & (1u << cmd))) ||
-		    !any_port(r->ports, r->nports, port))
+struct verdict
+rules_may_pass(const struct ruleset *rs, const struct rules_query *q)
+{
+	struct verdict none = { false, 0 };
+
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->list[i];
+
+		if (!any_cidr(r->from, r->nfrom, q->client) ||
+		    !has_command(r, q->cmd) ||
+		    !any_port(r->ports, r->nports, q->port))
 			continue;
 		/* A rule for every destination decides; one for some
 		 * destinations decides only if it lets them pass. */
-		if (r->nto == 0 || r->action == RULE_PASS) {
-			v.pass = r->action == RULE_PASS;
-			v.rule = (int)i + 1;
-			return v;
-		}
+		if (r->nto == 0 || r->action == RULE_PASS)
+			return verdict_of(r, i);
 	}
-	return v;
+	return none;
 }
 
 struct verdict
-rules_match_client(const struct config *conf, const struct sockaddr *client)
+rules_match_request(const struct ruleset *rs, const struct rules_query *q)
 {
-	return first_match(conf->clients, conf->nclients, client, 0, NULL);
+	struct verdict none = { false, 0 };
+
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->list[i];
+
+		if (any_cidr(r->from, r->nfrom, q->client) &&
+		    has_command(r, q->cmd) &&
+		    any_cidr(r->to, r->nto, q->dst) &&
+		    any_port(r->ports, r->nports, q->port))
+			return verdict_of(r, i);
+	}
+	return none;
 }
 
-struct verdict
-rules_match_request(const struct config *conf, const struct sockaddr *client,
-    uint8_t cmd, const struct sockaddr *dst)
+void
+rules_free(struct ruleset *rs)
 {
-	return first_match(conf->rules, conf->nrules, client, cmd, dst);
+	for (size_t i = 0; i < rs->n; i++) {
+		free(rs->list[i].name);
+		free(rs->list[i].from);
+		free(rs->list[i].to);
+		free(rs->list[i].ports);
+	}
+	free(rs->list);
+	rs->list = NULL;
+	rs->n = 0;
+	rs->present = false;
 }

@@ -260,7 +260,9 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	struct verdict v;
 
 	session_setup(&s, w, fd, peer, li);
-	v = rules_match_client(w->conf, (const struct sockaddr *)peer);
+	v = rules_match_client(&w->conf->clients,
+	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
+	    .listener = li });
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
 		s.rec.rule = v.rule;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "diag.h"
 #include "socks5.h"
 
 /*
@@ -48,6 +49,18 @@ remove_pending(void)
 		unlink(pending_path);
 }
 
+/* config_load, its diagnostics printed to errs as socks5d -t prints them. */
+static struct config *
+load_to(const char *path, FILE *errs)
+{
+	struct diag d = DIAG_INIT;
+	struct config *conf = config_load(path, &d);
+
+	diag_print(&d, errs);
+	diag_free(&d);
+	return conf;
+}
+
 static void
 load_text(struct load *l, const char *text)
 {
@@ -66,7 +79,7 @@ load_text(struct load *l, const char *text)
 		registered = atexit(remove_pending) == 0;
 	errs = open_memstream(&l->errs, &l->errslen);
 	ck_assert_ptr_nonnull(errs);
-	l->conf = config_load(l->path, errs);
+	l->conf = load_to(l->path, errs);
 	fclose(errs);
 }
 
@@ -209,10 +222,10 @@ START_TEST(minimal_defaults)
 	ck_assert_int_eq(lc->line, 2);
 	ck_assert(!l.conf->has_external4);
 	ck_assert(!l.conf->has_external6);
-	ck_assert(!l.conf->has_clients);
-	ck_assert(!l.conf->has_rules);
-	ck_assert_uint_eq(l.conf->nclients, 0);
-	ck_assert_uint_eq(l.conf->nrules, 0);
+	ck_assert(!l.conf->clients.present);
+	ck_assert(!l.conf->rules.present);
+	ck_assert_uint_eq(l.conf->clients.n, 0);
+	ck_assert_uint_eq(l.conf->rules.n, 0);
 	load_done(&l);
 }
 END_TEST
@@ -277,17 +290,17 @@ START_TEST(full_example_values)
 	assert_sockaddr(&c->external4, "127.0.0.1:0");
 	assert_sockaddr(&c->external6, "[::1]:0");
 
-	ck_assert(c->has_clients);
-	ck_assert_uint_eq(c->nclients, 1);
-	ck_assert_int_eq(c->clients[0].action, RULE_PASS);
-	ck_assert_int_eq(c->clients[0].line, 11);
-	ck_assert_uint_eq(c->clients[0].nfrom, 2);
-	assert_cidr(&c->clients[0].from[0], AF_INET, "127.0.0.0", 8);
-	assert_cidr(&c->clients[0].from[1], AF_INET6, "::1", 128);
+	ck_assert(c->clients.present);
+	ck_assert_uint_eq(c->clients.n, 1);
+	ck_assert_int_eq(c->clients.list[0].action, RULE_PASS);
+	ck_assert_int_eq(c->clients.list[0].line, 11);
+	ck_assert_uint_eq(c->clients.list[0].nfrom, 2);
+	assert_cidr(&c->clients.list[0].from[0], AF_INET, "127.0.0.0", 8);
+	assert_cidr(&c->clients.list[0].from[1], AF_INET6, "::1", 128);
 
-	ck_assert(c->has_rules);
-	ck_assert_uint_eq(c->nrules, 2);
-	r = &c->rules[0];
+	ck_assert(c->rules.present);
+	ck_assert_uint_eq(c->rules.n, 2);
+	r = &c->rules.list[0];
 	ck_assert_int_eq(r->action, RULE_BLOCK);
 	ck_assert_int_eq(r->line, 13);
 	ck_assert_uint_eq(r->nto, 1);
@@ -300,7 +313,7 @@ START_TEST(full_example_values)
 	ck_assert_uint_eq(r->ports[1].lo, 6000);
 	ck_assert_uint_eq(r->ports[1].hi, 6063);
 	ck_assert_uint_eq(r->commands, 1u << SOCKS5_CMD_CONNECT);
-	r = &c->rules[1];
+	r = &c->rules.list[1];
 	ck_assert_int_eq(r->action, RULE_PASS);
 	ck_assert_int_eq(r->line, 14);
 	ck_assert_uint_eq(r->nfrom + r->nto + r->nports, 0);
@@ -374,14 +387,14 @@ START_TEST(rule_forms)
 	    "  { action = \"pass\"; ports = [ 25, 80 ]; commands = [ \"connect\", \"bind\", \"udp\" ]; },\n"
 	    "  { action = \"block\"; ports = [ \"1-1024\", \"65535\" ]; to = [ \"2001:db8::/32\" ]; }\n"
 	    ");\n");
-	ck_assert_uint_eq(l.conf->nrules, 2);
-	r = &l.conf->rules[0];
+	ck_assert_uint_eq(l.conf->rules.n, 2);
+	r = &l.conf->rules.list[0];
 	ck_assert_uint_eq(r->nports, 2);
 	ck_assert_uint_eq(r->ports[1].lo, 80);
 	ck_assert_uint_eq(r->ports[1].hi, 80);
 	ck_assert_uint_eq(r->commands, (1u << SOCKS5_CMD_CONNECT) |
 	    (1u << SOCKS5_CMD_BIND) | (1u << SOCKS5_CMD_UDP_ASSOCIATE));
-	r = &l.conf->rules[1];
+	r = &l.conf->rules.list[1];
 	ck_assert_int_eq(r->action, RULE_BLOCK);
 	ck_assert_uint_eq(r->nports, 2);
 	ck_assert_uint_eq(r->ports[0].lo, 1);
@@ -406,7 +419,7 @@ START_TEST(missing_file)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/missing.conf", dir);
 	errs = open_memstream(&out, &outlen);
-	conf = config_load(path, errs);
+	conf = load_to(path, errs);
 	fclose(errs);
 	rmdir(dir);
 	ck_assert_ptr_null(conf);
@@ -427,7 +440,7 @@ START_TEST(directory_not_file)
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	errs = open_memstream(&out, &outlen);
-	conf = config_load(dir, errs);
+	conf = load_to(dir, errs);
 	fclose(errs);
 	rmdir(dir);
 	ck_assert_ptr_null(conf);
