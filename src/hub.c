@@ -261,7 +261,7 @@ hsession_end(struct hsession *s, enum relay_end end)
 	hub.dead = s;
 	hub.nsessions--;
 	hub.nfds -= 2;
-	atomic_fetch_add(&hub.h->room->tickets, 1);
+	atomic_fetch_add(&hub.h->tickets->tickets, 1);
 }
 
 /* An I/O error on fd (errno set): a reset names the side that went away,
@@ -603,12 +603,12 @@ hub_has_room(void)
  * a hub that died (so a respawned hub is never promised more than it can
  * take). */
 static void
-hub_open_room(void)
+hub_open_tickets(void)
 {
 	long n = (hub.maxfds - hub.nfds - hub_fd_reserve()) / 2 -
 	    hub.h->queue_msgs;
 
-	atomic_store(&hub.h->room->tickets, n > 0 ? n : 0);
+	atomic_store(&hub.h->tickets->tickets, n > 0 ? n : 0);
 }
 
 /* Whether the channel was shut for reading (by this hub on retire or stop,
@@ -676,7 +676,7 @@ hub_take_one(void)
 			close(fds[i]);
 		/* Only a message in the right form was sent on a ticket. */
 		if (n == (ssize_t)sizeof(m) && m.magic == HUB_MAGIC)
-			atomic_fetch_add(&hub.h->room->tickets, 1);
+			atomic_fetch_add(&hub.h->tickets->tickets, 1);
 		return 1;
 	}
 	hsession_start(&m, fds);
@@ -854,7 +854,7 @@ hub_main(struct hub *h)
 	hub_ctl(&hub.sig, EPOLL_CTL_ADD, EPOLLIN);
 	hub_ctl(&hub.chan, EPOLL_CTL_ADD, EPOLLIN);
 	hub_limits();
-	hub_open_room();
+	hub_open_tickets();
 	if (h->mode != HUB_RUN) {
 		/* Started only to drain the channel of a hub that died. */
 		hub.retiring = true;
@@ -905,10 +905,10 @@ hub_main(struct hub *h)
 	exit(0);
 }
 
-struct hub_room *
-hub_rooms_create(size_t n)
+struct hub_tickets *
+hub_tickets_create(size_t n)
 {
-	struct hub_room *r = mmap(NULL, n * sizeof(*r), PROT_READ | PROT_WRITE,
+	struct hub_tickets *r = mmap(NULL, n * sizeof(*r), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (r == MAP_FAILED)
@@ -919,26 +919,26 @@ hub_rooms_create(size_t n)
 }
 
 void
-hub_rooms_destroy(struct hub_room *rooms, size_t n)
+hub_tickets_destroy(struct hub_tickets *tickets, size_t n)
 {
-	if (rooms != NULL)
-		munmap(rooms, n * sizeof(*rooms));
+	if (tickets != NULL)
+		munmap(tickets, n * sizeof(*tickets));
 }
 
 int
-hub_send(int chan, struct hub_room *room, const struct hub_msg *msg,
+hub_send(int chan, struct hub_tickets *tickets, const struct hub_msg *msg,
     int client, int target)
 {
 	int rc;
 
-	if (atomic_fetch_sub(&room->tickets, 1) <= 0) {
-		atomic_fetch_add(&room->tickets, 1);
+	if (atomic_fetch_sub(&tickets->tickets, 1) <= 0) {
+		atomic_fetch_add(&tickets->tickets, 1);
 		errno = ENOSPC;
 		return -1;
 	}
 	if ((rc = hub_send_msg(chan, msg, client, target)) == -1) {
 		int saved = errno;
-		atomic_fetch_add(&room->tickets, 1);
+		atomic_fetch_add(&tickets->tickets, 1);
 		errno = saved;
 	}
 	return rc;

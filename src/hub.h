@@ -40,13 +40,13 @@ struct hub_msg {
  * and gives it back when the send fails; the hub gives one back for each
  * session that ends. So a hub is never sent more than its fds can hold,
  * and nothing is left stranded in its channel. */
-struct hub_room {
+struct hub_tickets {
 	_Atomic long tickets;
 };
 
-/* n rooms in one shared anonymous mapping, inherited over fork. */
-struct hub_room *hub_rooms_create(size_t n);
-void hub_rooms_destroy(struct hub_room *rooms, size_t n);
+/* n ticket counters in one shared anonymous mapping, inherited over fork. */
+struct hub_tickets *hub_tickets_create(size_t n);
+void hub_tickets_destroy(struct hub_tickets *tickets, size_t n);
 
 enum hub_mode {
 	HUB_RUN,			/* take sessions */
@@ -56,7 +56,7 @@ enum hub_mode {
 
 struct hub {
 	const struct config *conf;
-	struct hub_room *room;
+	struct hub_tickets *tickets;
 	enum hub_mode mode;		/* at start */
 	int queue_msgs;			/* messages the channel can hold */
 	unsigned generation;
@@ -72,7 +72,7 @@ noreturn void hub_main(struct hub *h);
  * has room. 0 when the hub has them (the caller closes its copies and logs
  * nothing), -1 with errno when it does not (ENOSPC: no room; EAGAIN: queue
  * full; hub gone): the caller keeps them. */
-int hub_send(int chan, struct hub_room *room, const struct hub_msg *msg,
+int hub_send(int chan, struct hub_tickets *tickets, const struct hub_msg *msg,
     int client, int target);
 
 #endif

@@ -50,7 +50,7 @@ struct generation {
 	int *fds;			/* listening sockets, per conf listener */
 	size_t nworkers;		/* live workers */
 	struct hub_slot *hubs;		/* none when relay.park_after is 0 */
-	struct hub_room *rooms;		/* shared, one per hub */
+	struct hub_tickets *tickets;	/* shared, one per hub */
 	int queue_msgs;			/* what one channel holds, measured */
 	size_t nhubs;
 	size_t livehubs;		/* running hub processes */
@@ -123,8 +123,8 @@ generation_channels(struct generation *g)
 		return;
 	if ((g->hubs = calloc(n, sizeof(*g->hubs))) == NULL)
 		fatal("calloc");
-	if ((g->rooms = hub_rooms_create(n)) == NULL) {
-		log_warn("mmap hub rooms: sessions are not parked");
+	if ((g->tickets = hub_tickets_create(n)) == NULL) {
+		log_warn("mmap hub tickets: sessions are not parked");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -171,7 +171,7 @@ generation_free(struct generation *g)
 		close(g->hubs[i].chan[CHAN_WORKER]);
 	}
 	free(g->hubs);
-	hub_rooms_destroy(g->rooms, g->nhubs);
+	hub_tickets_destroy(g->tickets, g->nhubs);
 	scoreboard_destroy(g->sb);
 	config_free(g->conf);
 	free(g->fds);
@@ -260,7 +260,7 @@ hub_spawn(struct generation *g, size_t i, enum hub_mode mode)
 		h.generation = g->id;
 		h.index = (int)i;
 		h.chan = hs->chan[CHAN_HUB];
-		h.room = &g->rooms[i];
+		h.tickets = &g->tickets[i];
 		h.mode = mode;
 		h.queue_msgs = g->queue_msgs;
 		h.master = master;
@@ -341,8 +341,8 @@ worker_spawn(struct generation *g)
 		memset(&w, 0, sizeof(w));
 		w.hub_fd = g->nhubs > 0 ?
 		    g->hubs[(size_t)idx % g->nhubs].chan[CHAN_WORKER] : -1;
-		w.hub_room = g->nhubs > 0 ?
-		    &g->rooms[(size_t)idx % g->nhubs] : NULL;
+		w.hub_tickets = g->nhubs > 0 ?
+		    &g->tickets[(size_t)idx % g->nhubs] : NULL;
 		child_detach(w.hub_fd);
 		w.conf = g->conf;
 		w.generation = g->id;

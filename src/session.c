@@ -274,7 +274,7 @@ session_park(void *arg, int64_t last_ms, const uint64_t bytes[2])
 	msg.last_ms = last_ms;
 	msg.up = bytes[RELAY_UP];
 	msg.down = bytes[RELAY_DOWN];
-	if (hub_send(s->w->hub_fd, s->w->hub_room, &msg, s->fd,
+	if (hub_send(s->w->hub_fd, s->w->hub_tickets, &msg, s->fd,
 	    s->target) == -1) {
 		log_debug("park %s: %s: relaying it here", s->dst,
 		    strerror(errno));
