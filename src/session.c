@@ -12,11 +12,15 @@
 #include "hub.h"
 #include "io.h"
 #include "log.h"
+#include "relay.h"
 #include "rules.h"
 #include "session.h"
 #include "socks5.h"
 
 #define SESSION_INBUF 1024	/* more than the longest negotiation message */
+
+/* The relay's pipes and buffers, made once per worker. */
+static struct relay_ctx session_relay_ctx;
 
 struct session {
 	struct worker *w;
@@ -296,7 +300,7 @@ session_relay(struct session *s)
 		lim.park = session_park;
 		lim.park_arg = s;
 	}
-	relay_run(&s->w->relay, s->fd, s->target, s->in, s->inlen, &lim,
+	relay_run(&session_relay_ctx, s->fd, s->target, s->in, s->inlen, &lim,
 	    s->w->slot, &res);
 	s->inlen = 0;
 	s->up = res.bytes[RELAY_UP];
@@ -442,4 +446,16 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	if (s.target != -1)
 		close(s.target);
 	close(fd);
+}
+
+void
+session_worker_init(struct worker *w)
+{
+	relay_init(&session_relay_ctx, w->conf);
+}
+
+void
+session_worker_fini(void)
+{
+	relay_free(&session_relay_ctx);
 }

@@ -9,6 +9,11 @@
 
 #include "worker.h"
 
+/* Once per worker, after the privilege drop: what every session of the
+ * worker reuses (the relay's pipes and buffers); and before it exits. */
+void session_worker_init(struct worker *w);
+void session_worker_fini(void);
+
 /* Runs the session of the accepted (non-blocking) socket fd from peer on
  * listener number li, logs its audit line and closes fd. */
 void session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,

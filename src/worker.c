@@ -201,7 +201,7 @@ worker_main(struct worker *w)
 	grace_ms = (int64_t)w->conf->timeouts.shutdown * 1000;
 	worker_signals();
 	priv_drop(w->conf, w->master, "worker");
-	relay_init(&w->relay, w->conf);
+	session_worker_init(w);
 	ep = worker_epoll(w);
 	scoreboard_set_state(w->sb, w->slot, SB_IDLE);
 
@@ -217,6 +217,6 @@ worker_main(struct worker *w)
 		scoreboard_set_state(w->sb, w->slot, SB_IDLE);
 	}
 	close(ep);
-	relay_free(&w->relay);
+	session_worker_fini();
 	exit(0);
 }

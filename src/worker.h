@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include "config.h"
-#include "relay.h"
 #include "scoreboard.h"
 
 struct worker {
@@ -20,7 +19,6 @@ struct worker {
 	int hub_fd;			/* channel to this worker's hub, or -1 */
 	struct hub_tickets *hub_tickets;	/* its hub's tickets for more sessions */
 	pid_t master;
-	struct relay_ctx relay;
 };
 
 /* Set by signal handlers: stop (SIGTERM/SIGINT: sessions get the shutdown
