@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "priv.h"
 #include "scoreboard.h"
 #include "worker.h"
 
@@ -610,7 +611,6 @@ master_reload(void)
 		    path, m.current->id);
 		return;
 	}
-	conf->switch_user = geteuid() == 0;
 	/* Children forked from here on inherit the new log settings. */
 	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
 	log_set_facility(conf->log.facility);
@@ -729,7 +729,7 @@ log_start(void)
 	}
 	log_info("start version=%s config=%s listeners=%s workers=%zu user=%s",
 	    SOCKS5D_VERSION, c->path, list, m.current->nworkers,
-	    c->switch_user ? c->user : "(unchanged)");
+	    priv_switches_user() ? c->user : "(unchanged)");
 }
 
 /* Waits for signals, wake-ups from workers, or the next tick. */
