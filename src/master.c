@@ -19,6 +19,7 @@
 #include "master.h"
 #include "priv.h"
 #include "scoreboard.h"
+#include "slots.h"
 #include "worker.h"
 
 #define TICK_MS 1000
@@ -48,6 +49,7 @@ struct generation {
 	unsigned id;
 	struct config *conf;
 	struct scoreboard *sb;
+	struct slots slots;		/* scoreboard slots in use: ours, not the workers' */
 	int *fds;			/* listening sockets, per conf listener */
 	size_t nworkers;		/* live workers */
 	struct hub_slot *hubs;		/* none when relay.park_after is 0 */
@@ -150,8 +152,9 @@ generation_new(struct config *conf, const struct listen_set *ls)
 	if (g == NULL || (g->fds = calloc(ls->n + 1, sizeof(int))) == NULL)
 		fatal("calloc");
 	g->sb = scoreboard_create((size_t)conf->workers.max);
-	if (g->sb == NULL) {
+	if (g->sb == NULL || slots_init(&g->slots, g->sb->nslots) == -1) {
 		log_warn("scoreboard for %d workers", conf->workers.max);
+		scoreboard_destroy(g->sb);
 		free(g->fds);
 		free(g);
 		return NULL;
@@ -174,6 +177,7 @@ generation_free(struct generation *g)
 	free(g->hubs);
 	hub_tickets_destroy(g->tickets, g->nhubs);
 	scoreboard_destroy(g->sb);
+	slots_free(&g->slots);
 	config_free(g->conf);
 	free(g->fds);
 	free(g);
@@ -323,7 +327,7 @@ worker_spawn(struct generation *g)
 {
 	struct worker w;
 	struct sb_slot *slot;
-	int idx = scoreboard_find_free(g->sb);
+	int idx = slots_take(&g->slots);
 	pid_t pid, master;
 
 	if (idx == -1)
@@ -336,6 +340,7 @@ worker_spawn(struct generation *g)
 	if (pid == -1) {
 		log_warn("fork");
 		scoreboard_set_state(g->sb, slot, SB_FREE);
+		slots_put(&g->slots, idx);
 		return false;
 	}
 	if (pid == 0) {
@@ -548,6 +553,7 @@ master_reap(void)
 			log_child_exit(&c, status, st);
 			note_start_failure(status, st);
 			scoreboard_set_state(c.gen->sb, slot, SB_FREE);
+			slots_put(&c.gen->slots, c.slot);
 			c.gen->nworkers--;
 			break;
 		}
