@@ -19,7 +19,6 @@
 #include "hub.h"
 #include "io.h"
 #include "log.h"
-#include "priv.h"
 #include "relay.h"
 #include "session.h"
 
@@ -848,7 +847,6 @@ hub_main(struct hub *h)
 	pipes.size = h->conf->relay.pipe_size;
 	hub.chan.fd = h->chan;
 	hub_setup_signals();
-	priv_drop(h->conf, h->master, "hub");
 	if ((hub.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("epoll_create1");
 	hub_ctl(&hub.sig, EPOLL_CTL_ADD, EPOLLIN);
