@@ -274,6 +274,18 @@ class ProcessBase(unittest.TestCase):
         self.serve_ok(d.port)
         self.assertEqual(d.stop(), 0)
 
+    def test_children_set_no_new_privs(self):
+        # Workers and hubs alike: priv_drop sets no_new_privs, root or not.
+        d = self.start(relay_extra=dict(park_after=1))
+        workers = wait_until(lambda: d.workers_pids(), 10, "workers")
+        hubs = wait_until(lambda: d.hub_pids(), 10, "hubs")
+        for pid in workers + hubs:
+            with open(f"/proc/{pid}/status") as f:
+                nnp = [l.split()[1] for l in f if l.startswith("NoNewPrivs:")]
+            self.assertEqual(nnp, ["1"], f"child {pid} NoNewPrivs {nnp}")
+        self.serve_ok(d.port)
+        self.assertEqual(d.stop(), 0)
+
     def test_max_sessions_recycles_workers(self):
         d = self.start(workers=dict(min_spare=1, max_spare=2, max=2, max_sessions=3))
         seen = set()
