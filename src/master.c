@@ -172,7 +172,8 @@ master_reload(void)
 	 * still take what was queued; a slot without a hub is drained. */
 	children_signal(old, SIGUSR1);
 	master_release(old, false);
-	(void)master_maintain(false);
+	/* The loop tops the new generation up as soon as the signals are
+	 * handled, hubs first (table order). */
 	log_info("reload generation=%u config=%s", g->id, path);
 	master_collect(false);
 }
