@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdnoreturn.h>
 #include <sys/types.h>
 
 #include "generation.h"
@@ -20,12 +19,12 @@ enum {
 	KEEP_LISTENERS = 1 << 0,	/* the listening sockets */
 	KEEP_SCOREBOARD = 1 << 1,	/* its own generation's scoreboard */
 	KEEP_NOTIFY = 1 << 2,		/* the pipe that wakes the master */
-	KEEP_HUB_END = 1 << 3,		/* hub end of its generation's channel <slot> */
-	KEEP_WORKER_END = 1 << 4,	/* worker end of channel <slot % nhubs> */
+	KEEP_HUB_END = 1 << 3,		/* hub end of channel <slot> */
+	KEEP_WORKER_END = 1 << 4,	/* worker end of channel slot % nhubs */
 };
 
 enum child_respawn {
-	RESPAWN_POOL,		/* the pool policy decides how many, each tick */
+	RESPAWN_POOL,		/* the pool policy decides, each tick */
 	RESPAWN_SLOT,		/* each slot of the current generation is kept
 				 * filled, at most once per respawn_ms */
 };
@@ -53,12 +52,12 @@ struct child_start {
 /* One row of the table of roles, after OpenBSD relayd's procs[]. */
 struct role {
 	const char *name;		/* log role and "NAME-exit" lines */
-	bool privileged;		/* stays root: priv_drop is not called */
+	bool privileged;		/* stays root: no priv_drop */
 	bool counted;			/* counts against workers.max */
 	enum child_respawn respawn;
-	int respawn_ms;			/* RESPAWN_SLOT: least time between two */
+	int respawn_ms;			/* RESPAWN_SLOT: least time between */
 	unsigned keeps;			/* KEEP_* */
-	const char *lost;		/* appended to an abnormal exit's line */
+	const char *lost;		/* added to an abnormal exit's line */
 	/* The role's main; it never returns (a function pointer cannot say
 	 * noreturn). */
 	void (*enter)(const struct child_start *cs);

@@ -32,7 +32,7 @@ struct generation {
 	unsigned id;
 	struct config *conf;
 	struct scoreboard *sb;
-	struct slots slots;		/* scoreboard slots in use: ours, not the workers' */
+	struct slots slots;		/* scoreboard slots in use (ours) */
 	int *fds;			/* listening sockets, per conf listener */
 	size_t nchildren;		/* live children, of every role */
 	struct hub_slot *hubs;		/* none when relay.park_after is 0 */

@@ -66,11 +66,12 @@ static struct {
 static bool
 master_maintain(bool starting)
 {
+	struct generation *g = generation_current();
 	bool fast = false;
 
 	for (int r = 0; r < ROLE_COUNT; r++)
 		if (roles[r].maintain != NULL)
-			fast |= roles[r].maintain(generation_current(), starting);
+			fast |= roles[r].maintain(g, starting);
 	return fast;
 }
 
@@ -181,13 +182,16 @@ master_reload(void)
 static void
 master_stop(int sig)
 {
+	int64_t shutdown_ms;
+
 	if (m.stopping)
 		return;
 	m.stopping = true;
 	/* Workers end their sessions when their own grace runs out and log
 	 * them; the master's deadline, a little later, is the backstop. */
-	m.stop_deadline = io_now_ms() +
-	    (int64_t)generation_current()->conf->timeouts.shutdown * 1000 + 2000;
+	shutdown_ms = (int64_t)generation_current()->conf->timeouts.shutdown *
+	    1000;
+	m.stop_deadline = io_now_ms() + shutdown_ms + 2000;
 	listener_set_close(&m.listeners);
 	log_info("stop signal=%s workers=%zu hubs=%zu",
 	    sig == SIGINT ? "INT" : "TERM", children_count(ROLE_WORKER),

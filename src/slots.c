@@ -55,6 +55,7 @@ slots_put(struct slots *s, int i)
 {
 	if (!slots_is_taken(s, i))
 		fatalx("slot %d given back but not taken", i);
-	s->bits[(size_t)i / WORD_BITS] &= ~(UINT64_C(1) << ((size_t)i % WORD_BITS));
+	s->bits[(size_t)i / WORD_BITS] &=
+	    ~(UINT64_C(1) << ((size_t)i % WORD_BITS));
 	s->taken--;
 }

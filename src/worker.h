@@ -17,7 +17,7 @@ struct worker {
 	const int *listen_fds;		/* one per conf->listeners entry */
 	int notify_fd;			/* write a byte to wake the master */
 	int hub_fd;			/* channel to this worker's hub, or -1 */
-	struct hub_tickets *hub_tickets;	/* its hub's tickets for more sessions */
+	struct hub_tickets *hub_tickets; /* its hub's tickets, or NULL */
 	pid_t master;
 };
 

@@ -1,4 +1,4 @@
-/* test_slots.c: unit tests for the master's scoreboard slot allocator (src/slots.c). */
+/* test_slots.c: unit tests for the master's slot allocator (src/slots.c). */
 #include <check.h>
 #include <stdlib.h>
 
