@@ -15,9 +15,27 @@ static struct {
 	size_t n, cap;
 } tab;
 
+/* The table is data that the code trusts: a row that cannot work is a
+ * programming error, found at start. A privileged row gets nothing that
+ * clients reach (listeners, the scoreboard, the channels to hubs). */
+static void
+children_check_row(const struct role *r)
+{
+	if (r->name == NULL || r->enter == NULL)
+		fatalx("role table: a row without name or entry");
+	if (r->respawn == RESPAWN_SLOT && r->respawn_ms <= 0)
+		fatalx("role table: %s: respawned per slot with no delay",
+		    r->name);
+	if (r->privileged && (r->keeps & (KEEP_LISTENERS | KEEP_SCOREBOARD |
+	    KEEP_HUB_END | KEEP_WORKER_END)))
+		fatalx("role table: %s: privileged and client-facing", r->name);
+}
+
 void
 children_init(const struct role *roles, const struct children_env *env)
 {
+	for (int i = 0; i < ROLE_COUNT; i++)
+		children_check_row(&roles[i]);
 	tab.roles = roles;
 	tab.env = *env;
 }

@@ -78,7 +78,8 @@ struct children_env {
 	const struct listen_set *listeners;
 };
 
-/* roles has ROLE_COUNT rows; both stay the caller's and must outlive us. */
+/* roles has ROLE_COUNT rows (checked: fatal if one cannot work); both stay
+ * the caller's and must outlive us. */
 void children_init(const struct role *roles, const struct children_env *env);
 const struct role *children_role(enum child_role role);
 /* Forks a child of role for slot of g and runs the row's entry in it.
