@@ -65,7 +65,6 @@ pool_enter(const struct child_start *cs)
 	w.hub_fd = cs->chan_fd;
 	w.hub_tickets = g->nhubs > 0 ?
 	    &g->tickets[(size_t)cs->slot % g->nhubs] : NULL;
-	w.master = cs->master;
 	w.slot->pid = getpid();
 	worker_main(&w);
 }

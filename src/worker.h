@@ -18,7 +18,6 @@ struct worker {
 	int notify_fd;			/* write a byte to wake the master */
 	int hub_fd;			/* channel to this worker's hub, or -1 */
 	struct hub_tickets *hub_tickets; /* its hub's tickets, or NULL */
-	pid_t master;
 };
 
 /* Set by signal handlers: stop (SIGTERM/SIGINT: sessions get the shutdown
