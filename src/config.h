@@ -33,7 +33,6 @@ struct config {
 	char *user;
 	uid_t uid;
 	gid_t gid;
-	bool switch_user;		/* false when not started as root */
 	struct {
 		int min_spare, max_spare, max, max_sessions;
 	} workers;

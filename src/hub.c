@@ -17,7 +17,6 @@
 #include "hub_relay.h"
 #include "io.h"
 #include "log.h"
-#include "priv.h"
 
 #define HUB_FD_RESERVE	4	/* fds kept free beyond the sessions' */
 #define HUB_SCAN_MS	1000	/* idle timeouts are checked this often */
@@ -241,7 +240,6 @@ hub_setup(struct hub *h)
 	hub.h = h;
 	hub.chan.fd = h->chan;
 	hub_setup_signals();
-	priv_drop(c, h->master, "hub");
 	if ((hub.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("epoll_create1");
 	hub_relay_init(hub.ep, h->index, c->timeouts.idle * 1000,

@@ -24,7 +24,6 @@ struct hub {
 	unsigned generation;
 	int index;			/* 0 .. relay.hubs - 1 */
 	int chan;			/* our end of the channel */
-	pid_t master;
 };
 
 /* Runs in the child right after fork; never returns. */

@@ -11,6 +11,7 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "priv.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/socks5d/socks5d.conf"
 
@@ -102,10 +103,10 @@ main(int argc, char *argv[])
 		log_warnx("%s: not started: configuration errors", path);
 		return 1;
 	}
-	conf->switch_user = geteuid() == 0;
 	log_init("socks5d", conf->log.facility,
 	    debug ? LOG_DEBUG : conf->log.level, foreground);
-	if (!conf->switch_user && getuid() != conf->uid)
+	/* Decided here, once, for every generation the master will start. */
+	if (!priv_init() && getuid() != conf->uid)
 		log_notice("not started as root: workers keep uid %u instead of user %s",
 		    (unsigned)getuid(), conf->user);
 	return master_run(conf, foreground, debug);

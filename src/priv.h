@@ -2,13 +2,24 @@
 #ifndef SOCKS5D_PRIV_H
 #define SOCKS5D_PRIV_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "config.h"
 
-/* setgroups, setresgid, setresuid, in that order, fatal on any failure;
- * refuses to go on as root; then asks for SIGTERM when the master dies and
- * exits at once if it is gone already. role names the process in errors. */
+/* Decides, once, before the master starts: children switch to the
+ * configured user only if the daemon was started as root (nobody else
+ * can). Returns that decision. */
+bool priv_init(void);
+/* The decision priv_init made. */
+bool priv_switches_user(void);
+
+/* In an unprivileged child right after fork: setgroups, setresgid,
+ * setresuid to conf's user (if priv_init decided so), in that order, fatal
+ * on any failure; refuses to go on as root; sets no_new_privs; then asks
+ * for SIGTERM when the master dies and exits at once if it is gone
+ * already. role names the process in errors. Privileged roles never call
+ * it. */
 void priv_drop(const struct config *conf, pid_t master, const char *role);
 
 #endif

@@ -32,15 +32,6 @@ scoreboard_destroy(struct scoreboard *sb)
 		log_warn("munmap scoreboard");
 }
 
-int
-scoreboard_find_free(const struct scoreboard *sb)
-{
-	for (size_t i = 0; i < sb->nslots; i++)
-		if (atomic_load(&sb->slots[i].state) == SB_FREE)
-			return (int)i;
-	return -1;
-}
-
 size_t
 scoreboard_count(const struct scoreboard *sb, enum sb_state state)
 {

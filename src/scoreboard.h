@@ -1,6 +1,7 @@
 /* scoreboard.h: shared memory, one slot per worker, written by that worker
  * and read by the master. The master trusts none of it for process control:
- * pids it signals come from its own table. */
+ * pids it signals come from its own table, and which slot is free from its
+ * own record (slots.h). */
 #ifndef SOCKS5D_SCOREBOARD_H
 #define SOCKS5D_SCOREBOARD_H
 
@@ -36,8 +37,6 @@ struct scoreboard {
 /* A shared anonymous mapping with n free slots (inherited over fork). */
 struct scoreboard *scoreboard_create(size_t n);
 void scoreboard_destroy(struct scoreboard *sb);
-/* A free slot's index, or -1 when all are taken. */
-int scoreboard_find_free(const struct scoreboard *sb);
 /* Workers in the given state. */
 size_t scoreboard_count(const struct scoreboard *sb, enum sb_state state);
 /* Moves a worker's slot to a new state, keeping the idle count. */

@@ -12,7 +12,6 @@
 
 #include "io.h"
 #include "log.h"
-#include "priv.h"
 #include "session.h"
 #include "worker.h"
 
@@ -200,7 +199,6 @@ worker_main(struct worker *w)
 	log_set_role("worker");
 	grace_ms = (int64_t)w->conf->timeouts.shutdown * 1000;
 	worker_signals();
-	priv_drop(w->conf, w->master, "worker");
 	session_worker_init(w);
 	ep = worker_epoll(w);
 	scoreboard_set_state(w->sb, w->slot, SB_IDLE);

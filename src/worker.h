@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include "config.h"
-#include "hubmsg.h"
 #include "scoreboard.h"
 
 struct worker {
@@ -18,8 +17,7 @@ struct worker {
 	const int *listen_fds;		/* one per conf->listeners entry */
 	int notify_fd;			/* write a byte to wake the master */
 	int hub_fd;			/* channel to this worker's hub, or -1 */
-	struct hub_tickets *hub_tickets;	/* its hub's tickets */
-	pid_t master;
+	struct hub_tickets *hub_tickets; /* its hub's tickets, or NULL */
 };
 
 /* Set by signal handlers: stop (SIGTERM/SIGINT: sessions get the shutdown

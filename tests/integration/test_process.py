@@ -20,6 +20,34 @@ from harness import (finish_daemon, Daemon, IS_ROOT, all_pids, Pattern, TcpServe
                      wait_until)
 
 
+def scoreboard_map(pid, nslots):
+    """(start, end) of the scoreboard mapping in pid: the shared anonymous
+    mapping whose first word (nslots) is nslots."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = [l.split() for l in f]
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        for m in maps:
+            if "s" not in m[1] or not " ".join(m[5:]).startswith("/dev/zero"):
+                continue
+            start, end = (int(x, 16) for x in m[0].split("-"))
+            mem.seek(start)
+            if int.from_bytes(mem.read(8), "little") == nslots:
+                return start, end
+    return None
+
+
+def pid_offsets(data, pid):
+    """Offsets (4-aligned) of pid as a 32-bit little-endian int in data."""
+    needle = pid.to_bytes(4, "little")
+    return [o for o in range(0, len(data) - 3, 4) if data[o:o + 4] == needle]
+
+
+def data_of(pid, span):
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(span[0])
+        return mem.read(span[1] - span[0])
+
+
 @needs_socks5d
 class ProcessBase(unittest.TestCase):
     relay = "splice"
@@ -271,6 +299,49 @@ class ProcessBase(unittest.TestCase):
             self.assertEqual(set(ids["Uid"]), {str(nobody)}, f"worker {pid} uids {ids['Uid']}")
             self.assertNotIn("0", ids["Gid"], f"worker {pid} gids {ids['Gid']}")
             self.assertNotIn("0", ids.get("Groups", []), f"worker {pid} groups")
+        self.serve_ok(d.port)
+        self.assertEqual(d.stop(), 0)
+
+    def test_children_set_no_new_privs(self):
+        # Workers and hubs alike: priv_drop sets no_new_privs, root or not.
+        d = self.start(relay_extra=dict(park_after=1))
+        workers = wait_until(lambda: d.workers_pids(), 10, "workers")
+        hubs = wait_until(lambda: d.hub_pids(), 10, "hubs")
+        for pid in workers + hubs:
+            with open(f"/proc/{pid}/status") as f:
+                nnp = [l.split()[1] for l in f if l.startswith("NoNewPrivs:")]
+            self.assertEqual(nnp, ["1"], f"child {pid} NoNewPrivs {nnp}")
+        self.serve_ok(d.port)
+        self.assertEqual(d.stop(), 0)
+
+    @unittest.skipUnless(IS_ROOT, "writing a worker's memory needs root")
+    def test_slot_written_free_by_its_worker_is_not_given_away(self):
+        # A worker that writes SB_FREE into its own scoreboard slot (as a
+        # compromised one could): the master counts it as not idle and
+        # forks another worker, which must get a slot of its own, not the
+        # one the first worker still holds.
+        d = self.start(workers=dict(min_spare=2, max_spare=4, max=8))
+        workers = wait_until(lambda: len(d.workers_pids()) >= 2 and d.workers_pids(), 10, "workers")
+        victim = workers[0]
+        span = scoreboard_map(victim, 8)
+        self.assertIsNotNone(span, "no scoreboard mapping in the worker")
+        offs = pid_offsets(data_of(victim, span), victim)
+        with open(f"/proc/{victim}/mem", "r+b", buffering=0) as mem:
+            self.assertEqual(len(offs), 1, f"worker {victim}'s pid in its slot: {offs}")
+            # The state word comes right before the pid (struct sb_slot).
+            mem.seek(span[0] + offs[0] - 4)
+            self.assertEqual(int.from_bytes(mem.read(4), "little"), 2, "SB_IDLE")
+            mem.seek(span[0] + offs[0] - 4)
+            mem.write((0).to_bytes(4, "little"))  # SB_FREE
+        new = wait_until(lambda: [p for p in d.workers_pids() if p not in workers],
+                         10, "a worker forked for the one that looks gone")
+        self.assertIn(victim, d.workers_pids())
+        self.assertEqual(pid_offsets(data_of(victim, span), victim), offs,
+                         "the slot of a live worker was given to another")
+        for pid in new:
+            got = wait_until(lambda: pid_offsets(data_of(victim, span), pid), 5,
+                             f"worker {pid} in a slot")
+            self.assertNotEqual(got, offs, f"worker {pid} shares worker {victim}'s slot")
         self.serve_ok(d.port)
         self.assertEqual(d.stop(), 0)
 

@@ -14,7 +14,8 @@ CODECS = ["socks5.c"]
 # The master's own files; hub.h and worker.h are included for the entry
 # points of the roles they fork, which must not bring the relay along.
 MASTER = ["master.c", "master.h", "children.c", "children.h", "pool.c", "pool.h",
-          "hubchan.c", "hubchan.h", "proc.c", "proc.h", "listener.c", "listener.h",
+          "hubchan.c", "hubchan.h", "generation.c", "generation.h", "slots.c", "slots.h",
+          "priv.c", "priv.h", "listener.c", "listener.h",
           "main.c"]
 RELAY = ["relay.c", "relay.h", "relay_poll.c", "hub_relay.c", "hub_relay.h"]
 RELAY_HEADERS = {"relay.h", "hub_relay.h"}
