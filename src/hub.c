@@ -25,7 +25,8 @@
 
 #define HUB_BUF		16384	/* per direction, only while bytes wait */
 #define HUB_FD_RESERVE	4	/* fds kept free beyond the sessions' */
-#define HUB_SCAN_MS	1000	/* idle timeouts are checked this often */
+#define HUB_SCAN_MS	1000	/* the pipe pool is trimmed this often */
+#define HUB_IDLE_MS	100	/* idle checks at most this often (and late) */
 #define HUB_MAX_EVENTS	256
 #define HUB_FILL_READS	16	/* reads per event while the dst takes all */
 #define HUB_PIPES	64	/* splice: pipes for sessions moving bytes */
@@ -80,7 +81,9 @@ static struct {
 	int idle_ms;
 	bool retiring, stopping;
 	int64_t cutoff;			/* stop: end everything at this time */
-	int64_t last_scan;
+	int64_t last_scan;		/* the last pipe trim */
+	int64_t idle_scan;		/* the last idle check */
+	int64_t next_idle;		/* no session idles out before this */
 } hub;
 
 /* Bytes go through here first: a direction needs its own buffer only for
@@ -561,6 +564,8 @@ hsession_start(const struct hub_msg *m, const int fds[2])
 	/* The idle timeout counts from the worker's last activity. */
 	s->last = m->last_ms > now ? now :
 	    m->last_ms < s->m.start_ms ? s->m.start_ms : m->last_ms;
+	if (s->last + hub.idle_ms < hub.next_idle)
+		hub.next_idle = s->last + hub.idle_ms;
 	s->dir[RELAY_UP].bytes = m->up;
 	s->dir[RELAY_DOWN].bytes = m->down;
 	for (int i = 0; i < 2; i++) {
@@ -723,22 +728,46 @@ hub_reap_dead(void)
 	}
 }
 
-/* Once a second: idle timeouts, and at the stop cutoff everything. */
+/* When hub_scan is due: at the first idle deadline (but at most every
+ * HUB_IDLE_MS), once a second for the pipe pool, at the stop cutoff. */
+static int64_t
+hub_scan_due(void)
+{
+	int64_t t = hub.last_scan + HUB_SCAN_MS;
+	int64_t idle = hub.idle_scan + HUB_IDLE_MS;
+
+	if (hub.next_idle > idle)
+		idle = hub.next_idle;
+	if (idle < t)
+		t = idle;
+	if (hub.stopping && hub.cutoff < t)
+		t = hub.cutoff;
+	return t;
+}
+
+/* Idle timeouts, at the stop cutoff everything; once a second the pipe
+ * pool. */
 static void
 hub_scan(int64_t now)
 {
 	bool cut = hub.stopping && now >= hub.cutoff;
 	struct hsession *s, *next;
 
+	hub.next_idle = INT64_MAX;
 	for (s = hub.sessions; s != NULL; s = next) {
 		next = s->next;
 		if (cut)
 			hsession_end(s, RELAY_END_SHUTDOWN);
 		else if (now - s->last >= hub.idle_ms)
 			hsession_end(s, RELAY_END_IDLE);
+		else if (s->last + hub.idle_ms < hub.next_idle)
+			hub.next_idle = s->last + hub.idle_ms;
 	}
-	pipes_trim();
-	hub.last_scan = now;
+	hub.idle_scan = now;
+	if (now - hub.last_scan >= HUB_SCAN_MS) {
+		pipes_trim();
+		hub.last_scan = now;
+	}
 }
 
 /* Retire or stop: no new sessions. The channel is shut for reading, which
@@ -827,11 +856,9 @@ hub_limits(void)
 static int
 hub_timeout(int64_t now)
 {
-	int64_t t = hub.last_scan + HUB_SCAN_MS - now;
+	int64_t t = hub_scan_due() - now;
 
-	if (hub.stopping && hub.cutoff - now < t)
-		t = hub.cutoff - now;
-	return t < 0 ? 0 : (int)t;
+	return t < 0 ? 0 : t > HUB_SCAN_MS ? HUB_SCAN_MS : (int)t;
 }
 
 noreturn void
@@ -865,7 +892,8 @@ hub_main(struct hub *h)
 		}
 		hub_close_channel();
 	}
-	hub.last_scan = io_now_ms();
+	hub.last_scan = hub.idle_scan = io_now_ms();
+	hub.next_idle = INT64_MAX;
 
 	for (;;) {
 		int64_t now = io_now_ms();
@@ -895,8 +923,7 @@ hub_main(struct hub *h)
 		}
 		hub_chan_interest();
 		now = io_now_ms();
-		if (now - hub.last_scan >= HUB_SCAN_MS ||
-		    (hub.stopping && now >= hub.cutoff))
+		if (now >= hub_scan_due())
 			hub_scan(now);
 		hub_reap_dead();
 	}

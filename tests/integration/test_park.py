@@ -392,8 +392,10 @@ class ParkBase(unittest.TestCase):
             d.signal(signal.SIGHUP)
             d.wait_log(r"reload generation=2", mark, 10)
         finally:
+            # SIGKILL ends a stopped process too (no SIGCONT needed). The
+            # master may reap it at once: a later kill(2) of that pid
+            # would fail with ESRCH, or hit a new process with that pid.
             os.kill(hub, signal.SIGKILL)
-            os.kill(hub, signal.SIGCONT)
         with c:
             d.wait_log(rf"hub-exit pid={hub} generation=1 status=signal:9", mark, 10)
             self.parked(d, c, mark)
