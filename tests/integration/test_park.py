@@ -271,8 +271,9 @@ class ParkBase(unittest.TestCase):
         fields = self.session_fields(d, c)
         self.assertEqual(fields["end"], "idle", fields)
         self.assertEqual((fields["up"], fields["down"]), ("4", "4"), fields)
-        # From the last byte, across the handover: about 3 s, not 1 + 3.
-        self.assertLess(elapsed, 3 + 1.5, fields)
+        # From the last byte, across the handover: about 3 s, not 1 + 3
+        # (idle counted from the handover), which this bound tells apart.
+        self.assertLess(elapsed, 3 + 0.9, fields)
         self.assertGreaterEqual(float(fields["secs"]), 2.9, fields)
         self.assertEqual(d.stop(), 0)
 
