@@ -19,7 +19,8 @@
 #include "log.h"
 
 #define HUB_FD_RESERVE	4	/* fds kept free beyond the sessions' */
-#define HUB_SCAN_MS	1000	/* idle timeouts are checked this often */
+#define HUB_SCAN_MS	1000	/* the pipe pool is trimmed this often */
+#define HUB_IDLE_MS	100	/* idle checks at most this often (and late) */
 #define HUB_MAX_EVENTS	256
 #define HUB_TAKE_BATCH	64	/* messages read per wake-up */
 
@@ -31,7 +32,8 @@ static struct {
 	long nfds, maxfds;		/* open fds, RLIMIT_NOFILE soft limit */
 	bool retiring, stopping;
 	int64_t cutoff;			/* stop: end everything at this time */
-	int64_t last_scan;
+	int64_t last_scan;		/* the last pipe trim */
+	int64_t idle_scan;		/* the last idle check */
 } hub;
 
 static void
@@ -122,12 +124,34 @@ hub_chan_interest(void)
 		hub_ctl(&hub.chan, EPOLL_CTL_MOD, want);
 }
 
-/* Once a second: idle timeouts, and at the stop cutoff everything. */
+/* When hub_scan is due: at the first idle deadline (but at most every
+ * HUB_IDLE_MS), once a second for the pipe pool, at the stop cutoff. */
+static int64_t
+hub_scan_due(void)
+{
+	int64_t t = hub.last_scan + HUB_SCAN_MS;
+	int64_t idle = hub.idle_scan + HUB_IDLE_MS;
+
+	if (hub_relay_next_idle() > idle)
+		idle = hub_relay_next_idle();
+	if (idle < t)
+		t = idle;
+	if (hub.stopping && hub.cutoff < t)
+		t = hub.cutoff;
+	return t;
+}
+
+/* Idle timeouts, at the stop cutoff everything; once a second the pipe
+ * pool. */
 static void
 hub_scan(int64_t now)
 {
 	hub_relay_scan(now, hub.stopping && now >= hub.cutoff);
-	hub.last_scan = now;
+	hub.idle_scan = now;
+	if (now - hub.last_scan >= HUB_SCAN_MS) {
+		hub_relay_trim();
+		hub.last_scan = now;
+	}
 }
 
 /* Retire or stop: no new sessions. The channel is shut for reading, which
@@ -222,11 +246,9 @@ hub_limits(void)
 static int
 hub_timeout(int64_t now)
 {
-	int64_t t = hub.last_scan + HUB_SCAN_MS - now;
+	int64_t t = hub_scan_due() - now;
 
-	if (hub.stopping && hub.cutoff - now < t)
-		t = hub.cutoff - now;
-	return t < 0 ? 0 : (int)t;
+	return t < 0 ? 0 : t > HUB_SCAN_MS ? HUB_SCAN_MS : (int)t;
 }
 
 static void
@@ -255,7 +277,7 @@ hub_setup(struct hub *h)
 			hub_begin_stop();
 		hub_close_channel();
 	}
-	hub.last_scan = io_now_ms();
+	hub.last_scan = hub.idle_scan = io_now_ms();
 }
 
 /* One round of the event loop. */
@@ -283,8 +305,7 @@ hub_round(void)
 		hub_take();	/* what was queued before the channel was shut */
 	hub_chan_interest();
 	now = io_now_ms();
-	if (now - hub.last_scan >= HUB_SCAN_MS ||
-	    (hub.stopping && now >= hub.cutoff))
+	if (now >= hub_scan_due())
 		hub_scan(now);
 	hub_relay_reap();
 }

@@ -37,6 +37,7 @@ static struct {
 	struct hub_session *sessions;
 	struct hub_session *dead;	/* ended during this event batch */
 	size_t nsessions;
+	int64_t next_idle;		/* no session idles out before this */
 } hr;
 
 void
@@ -48,6 +49,7 @@ hub_relay_init(int ep, int hub_index, int idle_ms, bool splice,
 	hr.index = hub_index;
 	hr.idle_ms = idle_ms;
 	hr.tickets = tickets;
+	hr.next_idle = INT64_MAX;
 	relay_pool_init(&hr.pool, splice, pipe_size, HUB_BUF, HUB_PIPES,
 	    HUB_PIPES_KEPT, HUB_BUFS_KEPT);
 }
@@ -245,6 +247,8 @@ session_clamp_times(struct hub_session *s, int64_t last_ms, int64_t now)
 		s->rec.start_ms = now;
 	s->last = last_ms > now ? now :
 	    last_ms < s->rec.start_ms ? s->rec.start_ms : last_ms;
+	if (s->last + hr.idle_ms < hr.next_idle)
+		hr.next_idle = s->last + hr.idle_ms;
 }
 
 static void
@@ -300,13 +304,27 @@ hub_relay_scan(int64_t now, bool cut)
 {
 	struct hub_session *s, *next;
 
+	hr.next_idle = INT64_MAX;
 	for (s = hr.sessions; s != NULL; s = next) {
 		next = s->next;
 		if (cut)
 			session_end(s, AUDIT_END_SHUTDOWN, 0, -1);
 		else if (now - s->last >= hr.idle_ms)
 			session_end(s, AUDIT_END_IDLE, 0, -1);
+		else if (s->last + hr.idle_ms < hr.next_idle)
+			hr.next_idle = s->last + hr.idle_ms;
 	}
+}
+
+int64_t
+hub_relay_next_idle(void)
+{
+	return hr.next_idle;
+}
+
+void
+hub_relay_trim(void)
+{
 	relay_pool_trim(&hr.pool);
 }
 

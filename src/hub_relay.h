@@ -32,9 +32,13 @@ long hub_relay_fd_reserve(void);
 void hub_relay_start(const struct hub_msg *m, const int fds[2]);
 /* Events on a session's socket. */
 void hub_relay_event(struct hub_sock *k, uint32_t events);
-/* Ends idle sessions, or all of them when cut (the stop's grace ran out),
- * and trims the pipe pool. */
+/* Ends idle sessions, or all of them when cut (the stop's grace ran out). */
 void hub_relay_scan(int64_t now, bool cut);
+/* No session goes idle before this moment (INT64_MAX: none at all). */
+int64_t hub_relay_next_idle(void);
+/* After a quiet period, closes pipes and buffers the pool keeps beyond a
+ * few. */
+void hub_relay_trim(void);
 /* Frees sessions that ended during the last batch of events. */
 void hub_relay_reap(void);
 /* Sessions relayed now. */

@@ -308,8 +308,9 @@ class ParkBase(unittest.TestCase):
         fields = self.session_fields(d, c)
         self.assertEqual(fields["end"], "idle", fields)
         self.assertEqual((fields["up"], fields["down"]), ("4", "4"), fields)
-        # From the last byte, across the handover: about 3 s, not 1 + 3.
-        self.assertLess(elapsed, 3 + 1.5, fields)
+        # From the last byte, across the handover: about 3 s, not 1 + 3
+        # (idle counted from the handover), which this bound tells apart.
+        self.assertLess(elapsed, 3 + 0.9, fields)
         self.assertGreaterEqual(float(fields["secs"]), 2.9, fields)
         self.assertEqual(d.stop(), 0)
 
@@ -429,8 +430,10 @@ class ParkBase(unittest.TestCase):
             d.signal(signal.SIGHUP)
             d.wait_log(r"reload generation=2", mark, 10)
         finally:
+            # SIGKILL ends a stopped process too (no SIGCONT needed). The
+            # master may reap it at once: a later kill(2) of that pid
+            # would fail with ESRCH, or hit a new process with that pid.
             os.kill(hub, signal.SIGKILL)
-            os.kill(hub, signal.SIGCONT)
         with c:
             d.wait_log(rf"hub-exit pid={hub} generation=1 status=signal:9", mark, 10)
             self.parked(d, c, mark)
@@ -557,7 +560,6 @@ class ParkSplice(ParkBase):
         srv = TcpServer(pattern_on_request(pat))
         self.addCleanup(srv.close)
         hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
-        base = fd_count(hub)
         socks = []
         try:
             for _ in range(8):
@@ -565,6 +567,11 @@ class ParkSplice(ParkBase):
                 socks.append(c)
             for c in socks:
                 self.parked(d, c)
+            # The hub's own fds, counted once it has logged the parks: it
+            # is named socks5d-hub before it opens its signalfd and epoll
+            # fd, so a count taken as soon as it shows may miss them.
+            # Nothing moved yet, so it holds no pipe; two sockets a session.
+            base = fd_count(hub) - 8 * 2
             for c in socks:
                 c.sendall(b"x")
             # Nobody reads yet: every session holds bytes in a pipe.
