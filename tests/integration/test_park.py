@@ -7,13 +7,15 @@ import re
 import signal
 import socket
 import struct
+import threading
 import time
 import unittest
 
 from harness import (fd_count, finish_daemon, IS_ROOT, Daemon, Pattern, TcpServer, Thread, echo_handler,
                      echo_roundtrip, local_addr, needs_socks5d, open_session,
-                     proc_stat, recv_exact, recv_hash, send_around_urgent,
-                     send_pattern, urgent_handler, wait_closed, wait_until)
+                     proc_stat, read_until_closed, recv_exact, recv_hash, send_around_urgent,
+                     send_pattern, set_linger0, sink_handler, urgent_handler, wait_closed,
+                     wait_until)
 
 PARK = dict(park_after=1)
 
@@ -257,6 +259,136 @@ class ParkBase(unittest.TestCase):
         self.assertEqual(fields["end"], "target", fields)
         self.assertEqual(d.stop(), 0)
 
+    # ---- (2b) resets after parking: an aborted session must not look
+    # complete, and the audit line names the side
+
+    def test_target_reset_after_parking(self):
+        d = self.start()
+        part = os.urandom(100_000)
+
+        def target(conn, srv):
+            recv_exact(conn, 3, 30)
+            conn.sendall(part)
+            recv_exact(conn, 2, 10)  # the client has it all
+            set_linger0(conn)
+            conn.close()
+            return "reset sent"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr)
+        with c:
+            self.parked(d, c)
+            c.sendall(b"GET")
+            self.assertEqual(recv_exact(c, len(part)), part)
+            c.sendall(b"ok")
+            self.assertEqual(read_until_closed(c), (b"", "reset"))
+        self.assertEqual(srv.result(), "reset sent")
+        fields = self.session_fields(d, c)
+        self.assertEqual((fields["up"], fields["down"], fields["end"]),
+                         ("5", str(len(part)), "target"), fields)
+        self.assertEqual(d.stop(), 0)
+
+    def test_client_reset_after_parking(self):
+        d = self.start()
+        part = os.urandom(100_000)
+
+        def target(conn, srv):
+            got = recv_exact(conn, len(part), 30)
+            conn.sendall(b"ack")
+            rest, how = read_until_closed(conn, 10)
+            return got == part, rest, how
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr)
+        with c:
+            self.parked(d, c)
+            c.sendall(part)
+            self.assertEqual(recv_exact(c, 3), b"ack")
+            set_linger0(c)
+        self.assertEqual(srv.result(15), (True, b"", "reset"))
+        fields = self.session_fields(d, c)
+        self.assertEqual((fields["up"], fields["down"], fields["end"]),
+                         (str(len(part)), "3", "client"), fields)
+        self.assertEqual(d.stop(), 0)
+
+    # ---- (2c) half-closed sessions are parked too, and free their workers
+
+    def test_half_closed_sessions_are_parked(self):
+        """Eight clients send a request and half-close; their targets read
+        to EOF and keep their own half open, silent. Idle, every one of the
+        eight is parked, so that four workers serve a ninth client while
+        all eight are open. Then the targets answer through the hub and
+        close: each client gets every byte, then EOF."""
+        d = self.start(workers=dict(min_spare=1, max_spare=2, max=4))
+        answer = Pattern(256 << 10, seed=13)
+        release = threading.Event()
+        lock, seen_eof = threading.Lock(), []
+
+        def target(conn, srv):
+            req = sink_handler(conn, srv)  # to the client's relayed FIN
+            with lock:
+                seen_eof.append(req)
+            release.wait(60)
+            send_pattern(conn, answer)
+            return req  # the server closes conn after this
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        self.addCleanup(release.set)
+        socks = []
+        try:
+            for i in range(8):
+                # Beyond four, a client is served once a session parked.
+                c, _ = open_session(("127.0.0.1", d.port), *srv.addr, timeout=30)
+                socks.append(c)
+                c.sendall(b"request %d" % i)
+                c.shutdown(socket.SHUT_WR)
+            wait_until(lambda: len(seen_eof) == 8, 30, "every target to see its client's FIN")
+            for c in socks:
+                self.parked(d, c, 0, 30)
+            self.assertLessEqual(len(d.workers_pids()), 4)
+            n, _ = open_session(("127.0.0.1", d.port), *self.echo.addr, timeout=15)
+            with n:
+                echo_roundtrip(n, b"ninth client")
+            release.set()
+            for c in socks:
+                c.settimeout(30)
+                self.assertEqual(recv_hash(c), (answer.length, answer.sha256()))
+        finally:
+            for c in socks:
+                c.close()
+        for i, c in enumerate(socks):
+            fields = self.session_fields(d, c, 0, 15)
+            self.assertEqual((fields["up"], fields["down"], fields["end"]),
+                             (str(len(b"request %d" % i)), str(answer.length), "client"),
+                             fields)
+        self.assertEqual(d.stop(), 0)
+
+    def test_target_half_closed_session_is_parked(self):
+        """The mirror image: the target sends a banner and half-closes,
+        the client reads to EOF and goes quiet; the session is parked
+        half-closed, and the client's upload still reaches the target."""
+        d = self.start()
+        upload = Pattern(1 << 20, seed=15)
+
+        def target(conn, srv):
+            conn.sendall(b"banner")
+            conn.shutdown(socket.SHUT_WR)
+            return recv_hash(conn)
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr)
+        with c:
+            self.assertEqual(read_until_closed(c), (b"banner", "eof"))
+            self.parked(d, c)
+            send_pattern(c, upload)
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(srv.result(15), (upload.length, upload.sha256()))
+            self.assertEqual(wait_closed(c), b"")
+        fields = self.session_fields(d, c)
+        self.assertEqual((fields["up"], fields["down"], fields["end"]),
+                         (str(upload.length), "6", "target"), fields)
+        self.assertEqual(d.stop(), 0)
+
     # ---- (3) the idle timeout goes on while parked
 
     def test_idle_timeout_while_parked(self):
@@ -301,6 +433,44 @@ class ParkBase(unittest.TestCase):
         for h in hubs:
             self.assertIn((proc_stat(h) or ("gone",))[0], ("gone",), f"hub {h} left")
         self.assertEqual(d.stop(), 0)
+
+    def test_sigterm_cut_mid_transfer_while_parked_resets_both(self):
+        """A parked session still moving bytes at the stop's cut: the hub
+        ends it with end=shutdown and resets both sides, so that neither
+        takes the cut stream for a complete one."""
+        grace = 2
+        d = self.start(timeouts=dict(shutdown=grace))
+        data = Pattern(64 << 20, seed=17)  # far more than the buffers hold
+
+        def target(conn, srv):
+            recv_exact(conn, 1, 30)
+            try:
+                send_pattern(conn, data)
+                return read_until_closed(conn, 30)[1]
+            except (ConnectionResetError, BrokenPipeError):
+                return "reset"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr, rcvbuf=65536)
+        with c:
+            self.parked(d, c)
+            c.sendall(b"x")
+            recv_exact(c, 65536, 15)  # under way, through the hub
+            mark = d.mark()
+            d.remember_children()
+            t0 = time.monotonic()
+            d.signal(signal.SIGTERM)
+            fields = d.session(local_addr(c), mark, grace + 5)
+            took = time.monotonic() - t0
+            got, how = read_until_closed(c, 10)
+        self.assertEqual((fields.get("end"), fields.get("parked")), ("shutdown", "1"), fields)
+        self.assertEqual(how, "reset", f"after {65536 + len(got)} bytes")
+        self.assertLess(65536 + len(got), data.length)
+        self.assertGreater(took, grace - 0.5, "cut before the grace ran out")
+        self.assertLess(took, grace + 2)
+        self.assertEqual(srv.result(10), "reset")
+        d.proc.wait(grace + 10)
+        self.assertEqual(d.proc.returncode, 0, d.text()[-2000:])
 
     # ---- (5) SIGHUP: the old generation's hub keeps its sessions
 
