@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -685,6 +686,73 @@ START_TEST(reset_from_client)
 }
 END_TEST
 
+/* The client, half-closed, resets while the relay is writing to it (a
+ * download it abandons): the write fails (EPIPE or ECONNRESET; the daemon
+ * ignores SIGPIPE, as main() does here), end=client, and the target hears
+ * a reset. */
+START_TEST(reset_from_client_while_downloading)
+{
+	const size_t n = 16 * 1024 * 1024;
+	uint8_t *data = pattern(n, 13);
+	size_t sent = 0;
+	int64_t end = deadline(DEADLINE_MS);
+	struct job j;
+
+	job_init(&j, _i, 0);
+	job_start(&j);
+	/* Half-closed: the relay no longer reads the client, so the reset
+	 * shows in a write to it. */
+	send_all(j.c, "GET", 3);
+	ck_assert_int_eq(shutdown(j.c, SHUT_WR), 0);
+	expect_bytes_eof(j.t, "GET", 3);
+	ck_assert_int_eq(io_set_nonblock(j.t, 1), 0);
+	/* The download under way: some of it reached the client. */
+	while (sent < 256 * 1024) {
+		ssize_t k;
+
+		wait_fd(j.t, POLLOUT, end);
+		k = send(j.t, data + sent, n - sent, MSG_DONTWAIT);
+		if (k > 0)
+			sent += (size_t)k;
+	}
+	{
+		uint8_t buf[4096];
+		int err;
+
+		ck_assert_uint_eq(recv_until(j.c, buf, sizeof(buf), 1, &err) > 0,
+		    1);
+	}
+	reset_close(j.c);
+	j.c = -1;
+	job_wait(&j);	/* the relay's next write fails: it ends */
+	ck_assert_int_eq(j.res.end, AUDIT_END_CLIENT);
+	ck_assert(linger0(j.rt) && !linger0(j.rc));
+	job_finish(&j);
+	/* The target goes on sending until the reset reaches it. */
+	for (;;) {
+		struct pollfd p = { .fd = j.t, .events = POLLOUT };
+		ssize_t k;
+
+		ck_assert_msg(left_ms(end) > 0, "the target never heard a reset");
+		if (poll(&p, 1, left_ms(end)) != 1)
+			continue;
+		k = send(j.t, data + sent % (n / 2), n / 2,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k > 0)
+			sent += (size_t)k;
+		else if (errno != EAGAIN)
+			break;
+	}
+	/* EPIPE: the reset came in CLOSE_WAIT (the target had our FIN) */
+	ck_assert_msg(errno == ECONNRESET || errno == EPIPE, "send: %s",
+	    strerror(errno));
+	ck_assert_uint_le(j.res.bytes[RELAY_DOWN], sent);
+	assert_pool_empty_handed(&j);
+	job_free(&j);
+	free(data);
+}
+END_TEST
+
 /* A reset from the target after it half-closed: the session ended on the
  * target's side first (end=target) and the client, still sending, hears a
  * reset. */
@@ -795,6 +863,45 @@ START_TEST(urgent_byte_mid_stream)
 	job_free(&j);
 	free(tail);
 	free(want);
+}
+END_TEST
+
+/* An urgent byte with nothing behind it yet: splice stops at the mark and
+ * recv steps over it, and then the relay waits quietly (poll no longer
+ * reports urgent data), and what comes next still goes through. */
+START_TEST(urgent_byte_last_then_quiet)
+{
+	unsigned long polls0, polls1;
+	struct job j;
+
+	job_init(&j, _i, 0);
+	job_start(&j);
+	send_all(j.c, "c", 1);
+	ck_assert_int_eq(send(j.c, "W", 1, MSG_OOB), 1);
+	expect_bytes(j.t, "c", 1);
+	send_all(j.t, "x", 1);
+	ck_assert_int_eq(send(j.t, "Y", 1, MSG_OOB), 1);
+	expect_bytes(j.c, "x", 1);
+	polls0 = atomic_load(&relay_polls);
+	ck_assert(!job_ended(&j, 300));
+	polls1 = atomic_load(&relay_polls);
+	ck_assert_msg(polls1 - polls0 < 20, "%lu polls in 300 ms while quiet",
+	    polls1 - polls0);
+	send_all(j.c, "d", 1);
+	expect_bytes(j.t, "d", 1);
+	send_all(j.t, "z", 1);
+	expect_bytes(j.c, "z", 1);
+	ck_assert_int_eq(shutdown(j.c, SHUT_WR), 0);
+	expect_bytes_eof(j.t, "", 0);
+	close(j.t);
+	j.t = -1;
+	job_finish(&j);
+	expect_bytes_eof(j.c, "", 0);
+	ck_assert_int_eq(j.res.end, AUDIT_END_CLIENT);
+	ck_assert_uint_eq(j.res.bytes[RELAY_UP], 2);
+	ck_assert_uint_eq(j.res.bytes[RELAY_DOWN], 2);
+	assert_pool_empty_handed(&j);
+	job_free(&j);
 }
 END_TEST
 
@@ -1406,9 +1513,11 @@ relay_suite(void)
 	tcase_add_loop_test(tc, half_close_target_first, 0, 2);
 	tcase_add_loop_test(tc, reset_from_target, 0, 2);
 	tcase_add_loop_test(tc, reset_from_client, 0, 2);
+	tcase_add_loop_test(tc, reset_from_client_while_downloading, 0, 2);
 	tcase_add_loop_test(tc, reset_from_target_after_its_fin, 0, 2);
 	tcase_add_loop_test(tc, reset_with_bytes_held, 0, 2);
 	tcase_add_loop_test(tc, urgent_byte_mid_stream, 0, 2);
+	tcase_add_loop_test(tc, urgent_byte_last_then_quiet, 0, 2);
 	tcase_add_loop_test(tc, hangup_while_other_side_drains, 0, 2);
 	tcase_add_loop_test(tc, idle_timeout, 0, 2);
 	tcase_add_loop_test(tc, shutdown_cutoff_resets_both, 0, 2);
@@ -1453,6 +1562,9 @@ main(void)
 	SRunner *sr = srunner_create(relay_suite());
 	int failed;
 
+	/* As in the daemon (master.c, worker.c): a splice or send to a socket
+	 * that reset says EPIPE instead of killing the process. */
+	signal(SIGPIPE, SIG_IGN);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
