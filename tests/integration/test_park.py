@@ -59,6 +59,13 @@ def steal_channel(pid):
     return None
 
 
+def cpu_ticks(pid):
+    """User + system CPU time of pid so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]) + int(rest[12])
+
+
 def reply_after_eof_handler(conn, server):
     """Reads to EOF, then sends a reply of 300000 bytes and closes."""
     got = 0
@@ -388,6 +395,97 @@ class ParkBase(unittest.TestCase):
         self.assertEqual((fields["up"], fields["down"], fields["end"]),
                          (str(upload.length), "6", "target"), fields)
         self.assertEqual(d.stop(), 0)
+
+    def test_hung_up_target_while_parked_does_not_spin(self):
+        """Parked, the client half-closes and reads nothing; the target
+        answers with more than the client's side holds and half-closes too,
+        and all of it reaches the daemon's target socket, which is then
+        hung up (both halves shut) while the hub still holds bytes for the
+        client. Level-triggered epoll reports that hang-up whatever it is
+        asked: the hub must not spin on it. Then the client gets it all.
+
+        How much the daemon's sockets take is the kernel's autotuning: the
+        answer's size is searched (bounded) for one that is all acked by
+        the daemon (FIN too) while the session is still open."""
+        d = self.start(relay_extra=dict(PARK, pipe_size=4096))
+        hub = wait_until(lambda: d.hub_pids(), 10, "a hub")[0]
+        lo, hi, size = 256 << 10, 16 << 20, 3 << 20
+        for attempt in range(8):
+            state, c, spent, took = self.hung_up_attempt(d, hub, size)
+            if state == "held":
+                break
+            if state == "all delivered":
+                lo = size
+            else:
+                hi = size
+            size = (lo + hi) // 2
+        else:
+            self.skipTest(f"no answer size left the daemon's target socket hung up "
+                          f"with bytes held (last tried {size})")
+        self.assertLess(spent, 0.2 * took * os.sysconf("SC_CLK_TCK"),
+                        f"hub used {spent} ticks in {took:.1f}s while idle")
+        fields = self.session_fields(d, c)
+        self.assertEqual(fields["end"], "client", fields)
+        self.assertEqual(d.stop(), 0)
+
+    def hung_up_attempt(self, d, hub, size):
+        """One session of the test above: (state, client socket, hub CPU
+        ticks, seconds) with state "held" (the hang-up with bytes held,
+        CPU measured), "all delivered" or "not all acked"."""
+        answer = Pattern(size, seed=19)
+        acked, not_acked = threading.Event(), threading.Event()
+
+        def all_acked(conn):
+            info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            state, unacked = info[0], struct.unpack_from("I", info, 24)[0]
+            return unacked == 0 and state in (5, 7)  # FIN_WAIT2, CLOSE
+
+        def target(conn, srv):
+            req = sink_handler(conn, srv)
+            send_pattern(conn, answer)  # may wait for the client to read
+            conn.shutdown(socket.SHUT_WR)
+            try:
+                wait_until(lambda: all_acked(conn), 3, "the answer and FIN acked")
+                acked.set()
+            except AssertionError:
+                not_acked.set()
+            return req
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        mark = d.mark()
+        state, spent, took = None, 0, 0.0
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr, rcvbuf=4096)
+        with c:
+            self.parked(d, c, mark)
+            c.sendall(b"x")
+            c.shutdown(socket.SHUT_WR)
+            try:
+                wait_until(lambda: acked.is_set() or not_acked.is_set(), 6,
+                           "the target's answer to be in the daemon's hands")
+            except AssertionError:
+                state = "not all acked"  # the target still sending
+            if state is None and not_acked.is_set():
+                state = "not all acked"
+            if state is None and d.find(r"\bsession .*client=" + re.escape(
+                    "%s:%d" % local_addr(c)), mark):
+                state = "all delivered"
+            if state is None:
+                state = "held"
+                # A window in which the client reads nothing (and the
+                # session must stay open: no audit line): the CPU the hub
+                # uses in it.
+                before = cpu_ticks(hub)
+                t0 = time.monotonic()
+                with self.assertRaises(AssertionError):
+                    d.session(local_addr(c), mark, 1.0)
+                spent = cpu_ticks(hub) - before
+                took = time.monotonic() - t0
+            c.settimeout(30)
+            self.assertEqual(recv_hash(c), (answer.length, answer.sha256()), state)
+        self.assertEqual(srv.result(), b"x")
+        fields = self.session_fields(d, c, mark)
+        self.assertEqual((fields["up"], fields["down"]), ("1", str(answer.length)), fields)
+        return state, c, spent, took
 
     # ---- (3) the idle timeout goes on while parked
 
