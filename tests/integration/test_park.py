@@ -506,6 +506,37 @@ class ParkBase(unittest.TestCase):
         self.assertGreaterEqual(float(fields["secs"]), 2.9, fields)
         self.assertEqual(d.stop(), 0)
 
+    def test_idle_while_parked_with_bytes_held_resets_the_reader(self):
+        """As in test_relay: the client stops reading mid-download, here
+        after parking, and the hub holds bytes it cannot deliver when the
+        idle timeout ends the session: the client must hear a reset, not a
+        clean EOF after a cut download."""
+        d = self.start(timeouts=dict(idle=3))
+        data = Pattern(16 << 20, seed=27)
+        want = b"".join(bytes(c) for c in data.chunks())
+
+        def target(conn, srv):
+            recv_exact(conn, 1, 30)
+            try:
+                conn.sendall(want)
+            except OSError:
+                pass
+            return "done"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        c, _ = open_session(("127.0.0.1", d.port), *srv.addr, rcvbuf=4096)
+        with c:
+            self.parked(d, c)
+            c.sendall(b"x")
+            fields = self.session_fields(d, c, 0, 15)  # the idle end
+            got, how = read_until_closed(c, 15)
+        self.assertEqual(fields["end"], "idle", fields)
+        self.assertLess(len(got), data.length)
+        self.assertEqual(got, want[:len(got)])
+        self.assertEqual(how, "reset", f"a clean EOF after {len(got)} of {data.length} bytes "
+                         f"(down={fields.get('down')})")
+        self.assertEqual(d.stop(), 0)
+
     # ---- (4) SIGTERM ends parked sessions at the grace
 
     def test_sigterm_with_parked_session(self):

@@ -473,6 +473,36 @@ class IdleBase(DaemonCase):
         self.assertGreater(took, self.IDLE - 0.5, f"closed after {took:.1f}s")
         self.session_log(s, rep=0, up=12, down=12, end="idle")
 
+    def test_idle_with_bytes_held_resets_the_reader(self):
+        # The client stops reading mid-download; the target has sent more
+        # than the buffers hold. Nothing moves for timeouts.idle, so the
+        # session ends (end=idle) with bytes it never delivered: the client
+        # must then hear a reset, not a clean EOF that would make the cut
+        # download look complete.
+        data = Pattern(16 * MiB, seed=25)
+        want = b"".join(bytes(c) for c in data.chunks())
+
+        def target(conn, srv):
+            recv_exact(conn, 3, 10)
+            try:
+                conn.sendall(want)
+            except OSError:
+                pass
+            return "done"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        s, _ = open_session(self.proxy, *srv.addr, rcvbuf=4096)
+        with s:
+            s.sendall(b"GET")
+            fields = self.session_log(s, end="idle")  # waits for the line
+            got, how = read_until_closed(s, 15)
+        self.assertLess(len(got), data.length)
+        self.assertEqual(got, want[:len(got)])
+        if fields is not None:
+            self.assertLess(int(fields["down"]), data.length, fields)
+        self.assertEqual(how, "reset", f"a clean EOF after {len(got)} of {data.length} bytes "
+                         f"(down={(fields or {}).get('down')})")
+
     def test_active_session_is_not_idle(self):
         # Traffic in one direction only, more often than the idle timeout,
         # for longer than it: the session stays up.

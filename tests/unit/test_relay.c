@@ -1002,6 +1002,53 @@ START_TEST(idle_timeout)
 }
 END_TEST
 
+/* The idle timeout while the relay still holds bytes for a client that
+ * stopped reading: those bytes are dropped, so the client must hear a
+ * reset, not a clean EOF after a cut stream that would look complete. */
+START_TEST(idle_timeout_with_bytes_held_resets)
+{
+	const size_t n = 8 * 1024 * 1024;
+	uint8_t *data = pattern(n, 14), *got = malloc(n + 1);
+	size_t sent = 0, k;
+	int64_t end = deadline(DEADLINE_MS);
+	int err;
+	struct job j;
+
+	job_init(&j, _i, 4096);
+	ck_assert_int_eq(setsockopt(j.rc, SOL_SOCKET, SO_SNDBUF,
+	    &(int){ 4096 }, sizeof(int)), 0);
+	j.lim.idle_ms = 300;
+	job_start(&j);
+	send_all(j.c, "GET", 3);
+	expect_bytes(j.t, "GET", 3);
+	ck_assert_int_eq(io_set_nonblock(j.t, 1), 0);
+	while (sent < n && !job_ended(&j, 0)) {	/* until all is full */
+		struct pollfd p = { .fd = j.t, .events = POLLOUT };
+		ssize_t w;
+
+		ck_assert_msg(left_ms(end) > 0, "never filled");
+		if (poll(&p, 1, 100) == 0)
+			continue;
+		w = send(j.t, data + sent, n - sent, MSG_DONTWAIT);
+		if (w > 0)
+			sent += (size_t)w;
+	}
+	job_wait(&j);
+	ck_assert_int_eq(j.res.end, AUDIT_END_IDLE);
+	ck_assert_uint_lt(j.res.bytes[RELAY_DOWN], sent);
+	job_finish(&j);
+	k = recv_until(j.c, got, n + 1, 0, &err);
+	ck_assert_uint_lt(k, sent);
+	ck_assert(memcmp(got, data, k) == 0);
+	ck_assert_msg(err == ECONNRESET, "the client got %zu of %zu bytes, "
+	    "then %s", k, sent, err == 0 ? "a clean EOF" : strerror(err));
+	assert_pool_empty_handed(&j);
+	job_free(&j);
+	free(data);
+	free(got);
+}
+END_TEST
+
 /* The stop's cutoff ends a session mid-transfer with a reset both ways:
  * a cut download must not look complete. */
 START_TEST(shutdown_cutoff_resets_both)
@@ -1520,6 +1567,7 @@ relay_suite(void)
 	tcase_add_loop_test(tc, urgent_byte_last_then_quiet, 0, 2);
 	tcase_add_loop_test(tc, hangup_while_other_side_drains, 0, 2);
 	tcase_add_loop_test(tc, idle_timeout, 0, 2);
+	tcase_add_loop_test(tc, idle_timeout_with_bytes_held_resets, 0, 2);
 	tcase_add_loop_test(tc, shutdown_cutoff_resets_both, 0, 2);
 	suite_add_tcase(s, tc);
 
