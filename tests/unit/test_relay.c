@@ -1254,7 +1254,7 @@ START_TEST(pool_reused_across_sessions)
 END_TEST
 
 /* relay_dir_release: an empty pipe goes back to the pool; one with bytes
- * left is closed; max_pipes bounds what is open. */
+ * left is closed and its dst set to reset; max_pipes bounds what is open. */
 START_TEST(dir_release_closes_pipe_with_bytes)
 {
 	struct relay_pool p;
@@ -1276,7 +1276,9 @@ START_TEST(dir_release_closes_pipe_with_bytes)
 	ck_assert_uint_eq(d.len, 4);
 	ck_assert_int_eq(p.nopen_pipes, 1);
 	ck_assert_int_eq(count_fds(), fds_before + 2);
+	ck_assert(!linger0(b));
 	relay_dir_release(&d, &p);
+	ck_assert(linger0(b));	/* never delivered: dst is to hear a reset */
 	ck_assert_int_eq(p.nopen_pipes, 0);
 	ck_assert_int_eq(p.nfree_pipes, 0);
 	ck_assert_int_eq(count_fds(), fds_before);
