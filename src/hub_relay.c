@@ -155,11 +155,14 @@ session_end(struct hub_session *s, enum audit_end end, int err, int bad_fd)
 	s->rec.down = s->dir[RELAY_DOWN].bytes;
 	s->rec.end = end;
 	audit_log(&s->rec, io_now_ms());
+	/* Released before the close: a direction cut with bytes held sets
+	 * its dst to reset. */
+	for (int i = 0; i < 2; i++)
+		relay_dir_release(&s->dir[i], &hr.pool);
 	for (int i = 0; i < 2; i++) {
 		if (s->sock[i].in_set)
 			(void)sock_ctl(&s->sock[i], EPOLL_CTL_DEL, 0);
 		close(s->sock[i].fd);
-		relay_dir_release(&s->dir[i], &hr.pool);
 	}
 	session_unlink(s);
 	hub_tickets_give(hr.tickets);

@@ -415,9 +415,16 @@ relay_dir_step(struct relay_dir *d, struct relay_pool *p, bool other_shut,
 	return moved;
 }
 
+static void sock_abort(int fd);
+
 void
 relay_dir_release(struct relay_dir *d, struct relay_pool *p)
 {
+	/* Bytes held now are never delivered (the session was cut, e.g. by
+	 * the idle timeout while dst did not read): dst hears a reset, not
+	 * a FIN that would make the cut stream look complete. */
+	if (d->len > 0)
+		sock_abort(d->dst);
 	dir_give_back(d, p);
 }
 

@@ -843,6 +843,33 @@ def wait_closed(sock, timeout=CLOSE_DEADLINE):
         data += b
 
 
+def read_until_closed(sock, timeout=CLOSE_DEADLINE):
+    """Reads until the peer closes within timeout: (bytes read, "eof" or
+    "reset"), so that a test can tell a clean end from an aborted one.
+    AssertionError if it is still open at the deadline."""
+    data = bytearray()
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"peer did not close within {timeout}s (got {len(data)} bytes)")
+        sock.settimeout(left)
+        try:
+            b = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return bytes(data), "reset"
+        if not b:
+            return bytes(data), "eof"
+        data += b
+
+
+def set_linger0(sock):
+    """SO_LINGER {1, 0}: close() then sends a reset, not a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def open_session(proxy, host, port, timeout=IO_TIMEOUT, rcvbuf=None):
     """A client socket after a successful greeting and CONNECT: (sock, reply)."""
     s = connect_proxy(proxy, timeout, rcvbuf)

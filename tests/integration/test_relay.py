@@ -3,14 +3,16 @@ half-close both ways, both directions at once, pipelined bytes, byte counts,
 IPv6 targets and listener."""
 
 import os
+import signal
 import socket
 import threading
 import time
 
-from harness import (DUAL_NAME, V6ONLY_NAME, DaemonCase, Pattern, TcpServer,
-                     Thread, connect_proxy, echo_handler, echo_roundtrip, needs_netns,
-                     open_session, read_reply, recv_exact, recv_hash,
-                     request_bytes, send_around_urgent, send_pattern,
+from harness import (DUAL_NAME, V6ONLY_NAME, Daemon, DaemonCase, Pattern, TcpServer,
+                     Thread, connect_proxy, echo_handler, echo_roundtrip, finish_daemon,
+                     local_addr, needs_netns, needs_socks5d,
+                     open_session, read_reply, read_until_closed, recv_exact, recv_hash,
+                     request_bytes, send_around_urgent, send_pattern, set_linger0,
                      sink_handler, urgent_handler, wait_closed, wait_until,
                      IS_MICROSOCKS)
 
@@ -223,6 +225,122 @@ class RelayBase(DaemonCase):
         self.assertEqual(res, (up.length, up.sha256()), "target received")
         self.session_log(s, rep=0, up=up.length, down=down.length)
 
+    # ---- resets: an aborted session must not look like a complete one
+
+    def test_target_reset_mid_download(self):
+        # The target sends part of a download, then resets. The client,
+        # which has every byte sent so far, must hear a reset, not an EOF
+        # that would pass the partial download off as complete.
+        part = os.urandom(100_000)
+
+        def target(conn, srv):
+            recv_exact(conn, 3, 10)
+            conn.sendall(part)
+            recv_exact(conn, 2, 10)  # the client has it all
+            set_linger0(conn)
+            conn.close()
+            return "reset sent"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        s, _ = open_session(self.proxy, *srv.addr)
+        with s:
+            s.sendall(b"GET")
+            self.assertEqual(recv_exact(s, len(part)), part)
+            s.sendall(b"ok")
+            self.assertEqual(read_until_closed(s), (b"", "reset"))
+        self.assertEqual(srv.result(), "reset sent")
+        self.session_log(s, rep=0, up=5, down=len(part), end="target")
+
+    def test_target_reset_while_sending(self):
+        # Unsynchronised: the target resets with most of its data still on
+        # the way. Whatever part the client got, it is a prefix and it ends
+        # with a reset.
+        data = Pattern(4 * MiB, seed=21)
+        want = b"".join(bytes(c) for c in data.chunks())
+
+        def target(conn, srv):
+            recv_exact(conn, 3, 10)
+            try:
+                conn.sendall(want[:1 * MiB])
+            finally:
+                set_linger0(conn)
+            return "reset sent"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        s, _ = open_session(self.proxy, *srv.addr)
+        with s:
+            s.sendall(b"GET")
+            self.assertEqual(srv.result(), "reset sent")
+            got, how = read_until_closed(s, 15)
+        self.assertEqual(how, "reset", f"after {len(got)} bytes")
+        self.assertLessEqual(len(got), 1 * MiB)
+        self.assertEqual(got, want[:len(got)])
+        fields = self.session_log(s, rep=0, up=3, end="target")
+        if fields is not None:
+            self.assertLessEqual(int(fields["down"]), 1 * MiB, fields)
+            self.assertGreaterEqual(int(fields["down"]), len(got), fields)
+
+    def test_client_reset(self):
+        # The client resets mid-upload: the target hears a reset, not an
+        # EOF that would make the partial upload look complete.
+        part = os.urandom(100_000)
+
+        def target(conn, srv):
+            got = recv_exact(conn, len(part), 10)
+            conn.sendall(b"ack")
+            rest, how = read_until_closed(conn, 10)
+            return got == part, rest, how
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        s, _ = open_session(self.proxy, *srv.addr)
+        with s:
+            s.sendall(part)
+            self.assertEqual(recv_exact(s, 3), b"ack")
+            set_linger0(s)
+        self.assertEqual(srv.result(15), (True, b"", "reset"))
+        self.session_log(s, rep=0, up=len(part), down=3, end="client")
+
+    @needs_socks5d
+    def test_sigterm_mid_transfer_resets_both(self):
+        # The stop's cut at timeouts.shutdown ends a session still moving
+        # bytes: the grace is honoured, then both sides hear a reset
+        # (relay_abort_for on AUDIT_END_SHUTDOWN), not a clean EOF after
+        # partial data. Its own daemon: this one is stopped.
+        grace = 2
+        d = Daemon(relay=self.relay, timeouts=dict(shutdown=grace)).start()
+        self.addCleanup(finish_daemon, d)
+        data = Pattern(64 * MiB, seed=23)  # far more than the buffers hold
+
+        def target(conn, srv):
+            recv_exact(conn, 3, 10)
+            try:
+                send_pattern(conn, data)
+                return read_until_closed(conn, 30)[1]
+            except (ConnectionResetError, BrokenPipeError):
+                return "reset"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        # A small window: the target is still sending when the cut comes.
+        s, _ = open_session(("127.0.0.1", d.port), *srv.addr, rcvbuf=65536)
+        with s:
+            s.sendall(b"GET")
+            recv_exact(s, 65536)  # under way
+            mark = d.mark()
+            d.remember_children()
+            t0 = time.monotonic()
+            d.signal(signal.SIGTERM)
+            fields = d.session(local_addr(s), mark, grace + 5)
+            took = time.monotonic() - t0
+            got, how = read_until_closed(s, 10)
+        self.assertEqual(fields.get("end"), "shutdown", fields)
+        self.assertEqual(how, "reset", f"after {65536 + len(got)} bytes")
+        self.assertLess(65536 + len(got), data.length)
+        self.assertGreater(took, grace - 0.5, "cut before the grace ran out")
+        self.assertLess(took, grace + 2)
+        self.assertEqual(srv.result(10), "reset")
+        d.proc.wait(grace + 10)
+        self.assertEqual(d.proc.returncode, 0, d.text()[-2000:])
+
     def test_pipelined_greeting_request_payload(self):
         # Everything in one send() before any reply: the payload belongs to
         # the data stream and must reach the target.
@@ -354,6 +472,36 @@ class IdleBase(DaemonCase):
             took = time.monotonic() - t0
         self.assertGreater(took, self.IDLE - 0.5, f"closed after {took:.1f}s")
         self.session_log(s, rep=0, up=12, down=12, end="idle")
+
+    def test_idle_with_bytes_held_resets_the_reader(self):
+        # The client stops reading mid-download; the target has sent more
+        # than the buffers hold. Nothing moves for timeouts.idle, so the
+        # session ends (end=idle) with bytes it never delivered: the client
+        # must then hear a reset, not a clean EOF that would make the cut
+        # download look complete.
+        data = Pattern(16 * MiB, seed=25)
+        want = b"".join(bytes(c) for c in data.chunks())
+
+        def target(conn, srv):
+            recv_exact(conn, 3, 10)
+            try:
+                conn.sendall(want)
+            except OSError:
+                pass
+            return "done"
+        srv = TcpServer(target)
+        self.addCleanup(srv.close)
+        s, _ = open_session(self.proxy, *srv.addr, rcvbuf=4096)
+        with s:
+            s.sendall(b"GET")
+            fields = self.session_log(s, end="idle")  # waits for the line
+            got, how = read_until_closed(s, 15)
+        self.assertLess(len(got), data.length)
+        self.assertEqual(got, want[:len(got)])
+        if fields is not None:
+            self.assertLess(int(fields["down"]), data.length, fields)
+        self.assertEqual(how, "reset", f"a clean EOF after {len(got)} of {data.length} bytes "
+                         f"(down={(fields or {}).get('down')})")
 
     def test_active_session_is_not_idle(self):
         # Traffic in one direction only, more often than the idle timeout,
