@@ -90,7 +90,10 @@ unsigned relay_dir_want_dst(const struct relay_dir *d);
  * the failing socket in *bad_fd). */
 int relay_dir_step(struct relay_dir *d, struct relay_pool *p, bool other_shut,
     int *bad_fd);
-/* Gives back what the direction holds; a pipe with bytes left is closed. */
+/* At the session's end: gives back what the direction holds (a pipe with
+ * bytes left is closed), and when it still held bytes, which will never
+ * be delivered, sets dst to close with a reset so that the cut stream does
+ * not look complete. Call it before the sockets are closed. */
 void relay_dir_release(struct relay_dir *d, struct relay_pool *p);
 
 /* The end of a session that failed with err on bad_fd: a reset or broken

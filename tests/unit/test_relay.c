@@ -515,7 +515,8 @@ START_TEST(bytes_both_ways)
 	ck_assert_uint_eq(j.res.bytes[RELAY_DOWN], ndown);
 	ck_assert_msg(j.res.end == AUDIT_END_CLIENT ||
 	    j.res.end == AUDIT_END_TARGET, "end %d", j.res.end);
-	ck_assert(j.res.spliced == (_i == 0));
+	/* Splice mode moved the bytes through pipes, copy mode through buffers. */
+	ck_assert(_i == 0 ? j.pool.nopen_pipes > 0 : j.pool.nfree_bufs > 0);
 	assert_pool_empty_handed(&j);
 	job_free(&j);
 	free(up);
