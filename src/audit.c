@@ -38,6 +38,7 @@ audit_end_name(enum audit_end end)
 		[AUDIT_END_NOAUTH] = "noauth",
 		[AUDIT_END_REFUSED] = "refused",
 		[AUDIT_END_FAILED] = "failed",
+		[AUDIT_END_AUTH] = "auth",
 	};
 
 	if ((unsigned)end >= sizeof(names) / sizeof(names[0]))
@@ -101,4 +102,18 @@ audit_log(const struct audit_record *a, int64_t now_ms)
 	    a->dst[0] ? a->dst : "-", target, rule, rep, a->up, a->down,
 	    ms / 1000, (int)(ms % 1000), audit_end_name(a->end),
 	    a->parked ? " parked=1" : "");
+}
+
+void
+audit_log_auth_fail(const struct sockaddr_storage *client,
+    const uint8_t *user, size_t user_len, const char *why)
+{
+	char addr[ADDR_STRLEN], name[AUDIT_USER_LEN * 4 + 1];
+
+	addr_format((const struct sockaddr *)client, addr, sizeof(addr));
+	if (user_len > 0)
+		log_escape(name, sizeof(name), user, user_len);
+	else
+		strcpy(name, "-");
+	log_notice("auth-fail client=%s user=%s reason=%s", addr, name, why);
 }

@@ -26,6 +26,7 @@ enum audit_end {
 	AUDIT_END_NOAUTH,		/* no acceptable method */
 	AUDIT_END_REFUSED,		/* refused by a rule */
 	AUDIT_END_FAILED,		/* the command failed (connect, ...) */
+	AUDIT_END_AUTH,			/* the login failed (see its auth-fail line) */
 };
 
 /* One session, as its audit line tells it. Strings are raw bytes as the
@@ -54,6 +55,10 @@ void audit_begin(struct audit_record *a, const struct sockaddr_storage *client,
     const struct sockaddr_storage *listener, int64_t now_ms);
 /* Logs "session client=... end=REASON" at info level; now_ms ends it. */
 void audit_log(const struct audit_record *a, int64_t now_ms);
+/* Logs "auth-fail client=... user=... reason=WHY" for a failed login
+ * (user: the raw bytes the client sent). */
+void audit_log_auth_fail(const struct sockaddr_storage *client,
+    const uint8_t *user, size_t user_len, const char *why);
 /* The `end=` word of a reason. */
 const char *audit_end_name(enum audit_end end);
 /* Whether dst is in the form audit records keep (what log_escape writes,

@@ -22,6 +22,7 @@ struct cmd_env {
 	struct relay_pool *pool;
 	int hub_fd;			/* channel to the worker's hub, or -1 */
 	struct hub_tickets *hub_tickets;
+	int auth_fd;			/* the auth helpers' channel, or -1 */
 	_Atomic uint64_t *progress[2];	/* the scoreboard's byte counts */
 };
 

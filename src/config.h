@@ -49,6 +49,12 @@ struct config {
 		int park_after;		/* seconds idle before a hub takes it; 0 never */
 		int hubs;		/* hub processes per generation */
 	} relay;
+	struct {
+		char *pam_service;	/* PAM service name */
+		int helpers;		/* auth helper processes */
+		int timeout;		/* seconds a login may take */
+		int cache_ttl;		/* seconds; 0: no credential cache */
+	} auth;
 	struct listener_conf *listeners;
 	size_t nlisteners;
 	struct sockaddr_storage external4, external6;

@@ -60,6 +60,19 @@ io_wait(int fd, short events, int64_t deadline)
 	}
 }
 
+void
+io_pause(int64_t until)
+{
+	for (;;) {
+		int64_t c = cutoff, left;
+
+		left = (c != 0 && c < until ? c : until) - io_now_ms();
+		if (left <= 0)
+			return;
+		(void)poll(NULL, 0, left > 60000 ? 60000 : (int)left);
+	}
+}
+
 ssize_t
 io_read_some(int fd, void *buf, size_t cap, int64_t deadline)
 {

@@ -26,6 +26,8 @@ int io_wait(int fd, short events, int64_t deadline);
 ssize_t io_read_some(int fd, void *buf, size_t cap, int64_t deadline);
 /* Writes all of buf: 0, or -1 with errno set (ETIMEDOUT at the deadline). */
 int io_write_all(int fd, const void *buf, size_t len, int64_t deadline);
+/* Waits until the moment until (ms, monotonic), or the cutoff. */
+void io_pause(int64_t until);
 /* Sets or clears O_NONBLOCK: 0 or -1. */
 int io_set_nonblock(int fd, int on);
 

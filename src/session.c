@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "audit.h"
+#include "authc.h"
 #include "command.h"
 #include "connect.h"
 #include "io.h"
@@ -31,6 +32,8 @@ struct session {
 	struct worker *w;
 	struct cmd_ctx cmd;		/* what the command gets */
 	struct audit_record rec;
+	uint32_t gids[AUTH_MAX_GROUPS];	/* the user's groups, for the rules */
+	size_t ngids;
 	uint8_t in[SESSION_INBUF];	/* received and not yet consumed */
 	size_t inlen;
 	bool await_reply;		/* the client must read before it sends */
@@ -51,6 +54,7 @@ session_worker_init(struct worker *w)
 	worker_env.pool = &worker_pool;
 	worker_env.hub_fd = w->hub_fd;
 	worker_env.hub_tickets = w->hub_tickets;
+	worker_env.auth_fd = w->auth_fd;
 	worker_env.progress[RELAY_UP] = &w->slot->up;
 	worker_env.progress[RELAY_DOWN] = &w->slot->down;
 }
@@ -110,6 +114,88 @@ session_consume(struct session *s, size_t used)
 {
 	memmove(s->in, s->in + used, s->inlen - used);
 	s->inlen -= used;
+	/* What was consumed may have been a password. */
+	explicit_bzero(s->in + s->inlen, used);
+}
+
+/* Asks an auth helper about the credentials: 0 when the user is logged
+ * in, else -1 with *why and the failure delay PAM asked for. */
+static int
+session_ask_helper(struct session *s, struct auth_request *req,
+    const char **why, int64_t *delay_ms)
+{
+	struct auth_reply rep;
+	int64_t deadline = io_now_ms() + (int64_t)s->cmd.conf->auth.timeout * 1000;
+
+	*delay_ms = 0;
+	if (deadline > s->cmd.deadline)
+		deadline = s->cmd.deadline;
+	if (authc_ask(s->cmd.env->auth_fd, req, deadline, &rep) == -1) {
+		*why = errno == ETIMEDOUT ? "timeout" : "helper";
+		return -1;
+	}
+	if (rep.result != AUTH_OK) {
+		*why = auth_result_name((enum auth_result)rep.result);
+		*delay_ms = rep.delay_ms;
+		return -1;
+	}
+	s->ngids = rep.ngroups;
+	memcpy(s->gids, rep.gids, rep.ngroups * sizeof(rep.gids[0]));
+	s->rec.ngroups = (uint16_t)rep.ngroups;
+	return 0;
+}
+
+/* A failed login: PAM's delay is paid here, by the worker that holds this
+ * client anyway, then 01 01 and the close. */
+static int
+session_login_failed(struct session *s, const char *why, int64_t delay_ms)
+{
+	uint8_t out[2];
+
+	if (delay_ms > 0)
+		io_pause(io_now_ms() + delay_ms);
+	audit_log_auth_fail(&s->rec.client, s->rec.user, s->rec.user_len, why);
+	s->rec.user_len = 0;	/* not logged in: the session line says user=- */
+	if (cmd_send(&s->cmd, out, socks5_write_auth_status(out, 1)) == 0)
+		s->rec.end = AUDIT_END_AUTH;
+	return -1;
+}
+
+/* RFC 1929: the credentials, a helper's answer, 01 00 or 01 01. 0 when
+ * the user is logged in. Passwords are wiped as soon as they are used. */
+static int
+session_userpass(struct session *s)
+{
+	struct socks5_userpass up;
+	struct auth_request req;
+	enum socks5_status st;
+	const char *why = "protocol";
+	int64_t delay_ms = 0;
+	uint8_t out[2];
+	size_t used;
+	int rc = -1;
+
+	while ((st = socks5_parse_userpass(s->in, s->inlen, &up, &used)) ==
+	    SOCKS5_INCOMPLETE)
+		if (session_fill(s) == -1)
+			goto done;
+	if (st == SOCKS5_OK) {
+		session_consume(s, used);
+		memcpy(s->rec.user, up.user, up.ulen);
+		s->rec.user_len = up.ulen;
+		if (auth_request_make(&req, up.user, up.ulen, up.pass, up.plen,
+		    &s->rec.client) == 0)
+			rc = session_ask_helper(s, &req, &why, &delay_ms);
+		explicit_bzero(&req, sizeof(req));
+	}
+	if (rc == -1)
+		rc = session_login_failed(s, why, delay_ms);
+	else if ((rc = cmd_send(&s->cmd, out, socks5_write_auth_status(out,
+	    0))) == 0)
+		s->await_reply = true;
+done:
+	explicit_bzero(&up, sizeof(up));
+	return rc;
 }
 
 /* Greeting and method choice. Returns 0 when a method was agreed. */
@@ -143,6 +229,8 @@ session_negotiate(struct session *s)
 		return -1;
 	}
 	s->rec.method = method;
+	if (method == SOCKS5_METHOD_USERPASS)
+		return session_userpass(s);
 	return 0;
 }
 

@@ -18,6 +18,7 @@ struct worker {
 	int notify_fd;			/* write a byte to wake the master */
 	int hub_fd;			/* channel to this worker's hub, or -1 */
 	struct hub_tickets *hub_tickets; /* its hub's tickets, or NULL */
+	int auth_fd;			/* the auth helpers' channel, or -1 */
 };
 
 /* Set by signal handlers: stop (SIGTERM/SIGINT: sessions get the shutdown
