@@ -313,6 +313,49 @@ parse_relay(struct parse *p, const config_setting_t *root)
 	parse_get_int(p, g, "relay", "hubs", 1, 64, &p->conf->relay.hubs);
 }
 
+/* A PAM service is a file name in /etc/pam.d. */
+static bool
+pam_service_ok(const char *v)
+{
+	if (*v == '\0' || *v == '.' || strlen(v) > 64)
+		return false;
+	for (; *v; v++)
+		if (!(*v >= 'a' && *v <= 'z') && !(*v >= 'A' && *v <= 'Z') &&
+		    !(*v >= '0' && *v <= '9') && *v != '-' && *v != '_' &&
+		    *v != '.')
+			return false;
+	return true;
+}
+
+static void
+parse_auth(struct parse *p, const config_setting_t *root)
+{
+	static const char *const known[] = { "pam_service", "helpers",
+	    "timeout", "cache_ttl", NULL };
+	config_setting_t *g = parse_get_group(p, root, "auth");
+	struct config *c = p->conf;
+	const char *v;
+
+	if (g == NULL)
+		return;
+	parse_check_keys(p, g, "auth", known);
+	if ((v = parse_get_string(p, g, "auth", "pam_service")) != NULL) {
+		if (!pam_service_ok(v))
+			perr(p, config_setting_get_member(g, "pam_service"),
+			    "auth.pam_service \"%s\" is not a PAM service name "
+			    "(letters, digits, '-', '_', '.')", v);
+		else if ((v = strdup(v)) == NULL)
+			fatal("strdup");
+		else {
+			free(c->auth.pam_service);
+			c->auth.pam_service = (char *)v;
+		}
+	}
+	parse_get_int(p, g, "auth", "helpers", 1, 64, &c->auth.helpers);
+	parse_get_int(p, g, "auth", "timeout", 1, 300, &c->auth.timeout);
+	parse_get_int(p, g, "auth", "cache_ttl", 0, 86400, &c->auth.cache_ttl);
+}
+
 static void
 set_defaults(struct config *c)
 {
@@ -331,13 +374,21 @@ set_defaults(struct config *c)
 	c->relay.buffer_size = 65536;
 	c->relay.park_after = 30;
 	c->relay.hubs = 1;
+	if ((c->auth.pam_service = strdup("socks5d")) == NULL)
+		fatal("strdup");
+	c->auth.helpers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (c->auth.helpers < 1 || c->auth.helpers > 64)
+		c->auth.helpers = c->auth.helpers < 1 ? 1 : 64;
+	c->auth.timeout = 10;
+	c->auth.cache_ttl = 0;
 }
 
 static void
 parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
-	    "log", "relay", "listeners", "external", "clients", "rules", NULL };
+	    "log", "relay", "auth", "listeners", "external", "clients", "rules",
+	    NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
@@ -347,6 +398,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_timeouts(p, root);
 	parse_log(p, root);
 	parse_relay(p, root);
+	parse_auth(p, root);
 	if (p->d->nerrors == before)
 		check_limits(p, root);
 	parse_listeners(p, root);
@@ -445,6 +497,7 @@ config_free(struct config *c)
 	rules_free(&c->rules);
 	free(c->listeners);
 	free(c->user);
+	free(c->auth.pam_service);
 	free(c->path);
 	free(c);
 }

@@ -8,6 +8,18 @@
 #include "log.h"
 #include "socks5.h"
 
+static bool
+method_listed(const struct listener_conf *lc, const char *name)
+{
+	uint8_t m = strcmp(name, "none") == 0 ? SOCKS5_METHOD_NONE :
+	    SOCKS5_METHOD_USERPASS;
+
+	for (int i = 0; i < lc->nmethods; i++)
+		if (lc->methods[i] == m)
+			return true;
+	return false;
+}
+
 static void
 parse_methods(struct parse *p, const config_setting_t *l,
     struct listener_conf *lc)
@@ -29,12 +41,13 @@ parse_methods(struct parse *p, const config_setting_t *l,
 
 		if (v == NULL)
 			perr(p, m, "listener methods must be strings");
-		else if (strcmp(v, "username") == 0)
-			perr(p, m, "method \"username\" is not supported yet by this version");
-		else if (strcmp(v, "none") != 0)
-			perr(p, m, "unknown method \"%s\" (none)", v);
+		else if (strcmp(v, "none") != 0 && strcmp(v, "username") != 0)
+			perr(p, m, "unknown method \"%s\" (none, username)", v);
+		else if (method_listed(lc, v))
+			perr(p, m, "method \"%s\" is listed twice", v);
 		else if (lc->nmethods < CONFIG_MAX_METHODS)
-			lc->methods[lc->nmethods++] = SOCKS5_METHOD_NONE;
+			lc->methods[lc->nmethods++] = strcmp(v, "none") == 0 ?
+			    SOCKS5_METHOD_NONE : SOCKS5_METHOD_USERPASS;
 	}
 }
 

@@ -492,7 +492,7 @@ END_TEST
 START_TEST(unknown_top_level)
 {
 	assert_error("bogus = 1;\n" REST, 1, "bogus");
-	assert_error(REST "auth = { pam_service = \"socks5d\"; };\n", 5, "auth");
+	assert_error(REST "authentication = { pam_service = \"socks5d\"; };\n", 5, "authentication");
 }
 END_TEST
 
@@ -638,9 +638,49 @@ START_TEST(listener_bad_methods)
 	    REST_NO_LISTENERS, 1, "method", "gssapi");
 	assert_error("listeners = ( { address = \"127.0.0.1\"; port = 1080; methods = [ ]; } );\n"
 	    REST_NO_LISTENERS, 1, "methods");
-	/* Not implemented yet: must not be silently accepted (or turned into none). */
-	assert_error2("listeners = ( { address = \"127.0.0.1\"; port = 1080; methods = [ \"username\" ]; } );\n"
-	    REST_NO_LISTENERS, 1, "username", "support");
+	assert_error2("listeners = ( { address = \"127.0.0.1\"; port = 1080; methods = [ \"username\", \"username\" ]; } );\n"
+	    REST_NO_LISTENERS, 1, "username", "twice");
+}
+END_TEST
+
+START_TEST(listener_methods_in_order)
+{
+	struct load l;
+
+	load_text(&l, "listeners = ( { address = \"127.0.0.1\"; port = 1080; methods = [ \"username\", \"none\" ]; } );\n"
+	    REST_NO_LISTENERS);
+	ck_assert_msg(l.conf != NULL, "%s", l.errs);
+	ck_assert_int_eq(l.conf->listeners[0].nmethods, 2);
+	ck_assert_int_eq(l.conf->listeners[0].methods[0], SOCKS5_METHOD_USERPASS);
+	ck_assert_int_eq(l.conf->listeners[0].methods[1], SOCKS5_METHOD_NONE);
+	load_done(&l);
+}
+END_TEST
+
+START_TEST(auth_settings)
+{
+	struct load l;
+
+	load_text(&l, "auth = { pam_service = \"proxy-login\"; helpers = 3; timeout = 5; cache_ttl = 60; };\n" REST);
+	ck_assert_msg(l.conf != NULL, "%s", l.errs);
+	ck_assert_str_eq(l.conf->auth.pam_service, "proxy-login");
+	ck_assert_int_eq(l.conf->auth.helpers, 3);
+	ck_assert_int_eq(l.conf->auth.timeout, 5);
+	ck_assert_int_eq(l.conf->auth.cache_ttl, 60);
+	load_done(&l);
+	load_text(&l, REST);
+	ck_assert_msg(l.conf != NULL, "%s", l.errs);
+	ck_assert_str_eq(l.conf->auth.pam_service, "socks5d");
+	ck_assert_int_ge(l.conf->auth.helpers, 1);
+	ck_assert_int_eq(l.conf->auth.timeout, 10);
+	ck_assert_int_eq(l.conf->auth.cache_ttl, 0);
+	load_done(&l);
+	assert_error("auth = { pam_service = \"../shadow\"; };\n" REST, 1, "pam_service");
+	assert_error("auth = { pam_service = \"\"; };\n" REST, 1, "pam_service");
+	assert_error("auth = { helpers = 0; };\n" REST, 1, "helpers");
+	assert_error("auth = { timeout = 0; };\n" REST, 1, "timeout");
+	assert_error("auth = { cache_ttl = -1; };\n" REST, 1, "cache_ttl");
+	assert_error("auth = { password = \"x\"; };\n" REST, 1, "auth.password");
 }
 END_TEST
 
@@ -852,6 +892,8 @@ config_suite(void)
 	tcase_add_test(tc, listener_missing_address);
 	tcase_add_test(tc, no_listeners);
 	tcase_add_test(tc, listener_bad_methods);
+	tcase_add_test(tc, listener_methods_in_order);
+	tcase_add_test(tc, auth_settings);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("settings");
