@@ -118,6 +118,7 @@ def proc_uid(pid):
 
 
 HUB_COMM = "socks5d-hub"
+AUTH_COMM = "socks5d-auth"
 
 
 def proc_comm(pid):
@@ -243,7 +244,7 @@ class Daemon:
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
                  level="info", extra_listeners=(), debug=False, relay_extra=None,
-                 extra="", rules=None):
+                 extra="", rules=None, env=None):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
@@ -253,6 +254,7 @@ class Daemon:
         self.relay_extra = relay_extra
         self.extra, self.rules = extra, rules  # more settings; the rules list
         self.extra_listeners = list(extra_listeners)
+        self.env = dict(env or {})  # more environment, e.g. pam_wrapper's
         self.proc = None
         self.lines = []
         self.cond = threading.Condition()
@@ -284,7 +286,7 @@ class Daemon:
 
     # -- life cycle
     def start(self, timeout=20):
-        env = dict(os.environ, **SANITIZER_ENV)
+        env = dict(os.environ, **SANITIZER_ENV, **self.env)
         if IS_MICROSOCKS:
             argv = [DAEMON, "-i", "127.0.0.1", "-p", str(self.port)]
         else:
@@ -435,10 +437,19 @@ class Daemon:
         configured user (not root); auth helpers stay root; hubs are named
         socks5d-hub."""
         kids = [p for p in self.children() if (proc_stat(p) or ("Z",))[0] != "Z"
-                and proc_comm(p) != HUB_COMM]
+                and proc_comm(p) not in (HUB_COMM, AUTH_COMM)]
         if IS_ROOT:
             return [p for p in kids if proc_uid(p) not in (0, None)]
         return kids
+
+    def helper_pids(self):
+        """Children of the master that are auth helpers (socks5d-auth)."""
+        return [p for p in self.children() if (proc_stat(p) or ("Z",))[0] != "Z"
+                and proc_comm(p) == AUTH_COMM]
+
+    def has_child_named(self, pid, comm):
+        """Whether process pid has a live child whose name is comm."""
+        return any(proc_comm(c) == comm for c in children_of(pid))
 
     def hub_pids(self):
         """Children of the master that are hubs (parked sessions)."""

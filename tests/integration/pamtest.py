@@ -1,0 +1,62 @@
+"""Real PAM for the tests: libpam with pam_wrapper (Debian libpam-wrapper),
+a service directory and a pam_matrix password file of the test's own, so
+that no system user or /etc/pam.d file is touched."""
+
+import os
+import stat
+
+PAM_WRAPPER = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
+PAM_MATRIX = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
+PAM_SECURITY = "/usr/lib/x86_64-linux-gnu/security"
+SERVICE = "socks5d"
+
+
+def available():
+    return os.path.exists(PAM_WRAPPER) and os.path.exists(PAM_MATRIX)
+
+
+class PamFiles:
+    """tmp/pam.d/socks5d and tmp/passdb. users: {name: (password, service)};
+    a user whose service is not SERVICE passes the auth stage and fails the
+    account stage (pam_matrix's account check), like an expired account.
+    delay_us: pam_faildelay's delay, the real module first in the stack.
+    hang_user: a user for whom pam_exec runs a script that sleeps (a
+    directory server that does not answer)."""
+
+    def __init__(self, tmp, users, delay_us=0, hang_user=None):
+        self.tmp = tmp
+        self.dir = os.path.join(tmp, "pam.d")
+        self.passdb = os.path.join(tmp, "passdb")
+        self.hang = os.path.join(tmp, "hang.sh")
+        os.makedirs(self.dir, exist_ok=True)
+        self.write_users(users)
+        lines = []
+        if delay_us:
+            lines.append(f"auth required {PAM_SECURITY}/pam_faildelay.so delay={delay_us}")
+        if hang_user:
+            with open(self.hang, "w") as f:
+                f.write(f'#!/bin/sh\n[ "$PAM_USER" = "{hang_user}" ] && exec sleep 60\nexit 0\n')
+            os.chmod(self.hang, stat.S_IRWXU)
+            lines.append(f"auth required {PAM_SECURITY}/pam_exec.so quiet {self.hang}")
+        lines.append(f"auth required {PAM_MATRIX} passdb={self.passdb}")
+        lines.append(f"account required {PAM_MATRIX} passdb={self.passdb}")
+        with open(os.path.join(self.dir, SERVICE), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def write_users(self, users):
+        tmp = self.passdb + ".new"
+        with open(tmp, "w") as f:
+            for name, (password, service) in users.items():
+                f.write(f"{name}:{password}:{service}\n")
+        os.rename(tmp, self.passdb)
+
+    def env(self):
+        """The daemon's environment: pam_wrapper preloaded (before ASan's
+        runtime, which then must not insist on coming first)."""
+        asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=23")
+        return {
+            "LD_PRELOAD": PAM_WRAPPER,
+            "PAM_WRAPPER": "1",
+            "PAM_WRAPPER_SERVICE_DIR": self.dir,
+            "ASAN_OPTIONS": asan + ":verify_asan_link_order=0",
+        }

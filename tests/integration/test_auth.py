@@ -1,0 +1,335 @@
+"""Username/password logins (RFC 1929) checked by real PAM in the auth
+helpers: libpam with pam_wrapper and pam_matrix (see pamtest.py)."""
+
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import pamtest
+from harness import (IS_ROOT, Daemon, TcpServer, connect_proxy, echo_handler,
+                     echo_roundtrip, finish_daemon, local_addr, needs_socks5d,
+                     read_reply, recv_exact, request_bytes, wait_closed,
+                     wait_until)
+
+USERS = {
+    "alice": ("wonderland", pamtest.SERVICE),
+    "old": ("timer", "another-service"),        # fails the account stage
+    "u" * 255: ("p" * 255, pamtest.SERVICE),    # the longest RFC 1929 allows
+    "sleepy": ("zzz", pamtest.SERVICE),
+}
+
+
+def userpass(user, password):
+    user = user.encode() if isinstance(user, str) else user
+    password = password.encode() if isinstance(password, str) else password
+    return bytes([1, len(user)]) + user + bytes([len(password)]) + password
+
+
+class AuthDaemon(Daemon):
+    def __init__(self, methods=("username",), **kw):
+        super().__init__(**kw)
+        self.methods = list(methods)
+
+    def listeners(self):
+        return [dict(address="127.0.0.1", port=self.port, methods=self.methods)]
+
+
+@needs_socks5d
+@unittest.skipUnless(pamtest.available(), "pam_wrapper (libpam-wrapper) is not installed")
+class AuthBase(unittest.TestCase):
+    relay = "splice"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="socks5d-pam-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.echo = TcpServer(echo_handler)
+        self.addCleanup(self.echo.close)
+
+    def start(self, users=USERS, delay_us=0, hang_user=None, auth="", methods=("username",),
+              **kw):
+        self.pam = pamtest.PamFiles(self.tmp, users, delay_us, hang_user)
+        extra = "auth = { helpers = 2; timeout = 3; " + auth + " };\n"
+        d = AuthDaemon(methods=methods, relay=self.relay, env=self.pam.env(),
+                       extra=extra + kw.pop("extra", ""), **kw).start()
+        self.addCleanup(finish_daemon, d)
+        return d
+
+    def greet(self, d, offer=b"\x02"):
+        s = connect_proxy(("127.0.0.1", d.port))
+        s.sendall(b"\x05" + bytes([len(offer)]) + offer)
+        return s
+
+    def login(self, d, user, password):
+        """Greeting with method 02 and the credentials: (socket, status)."""
+        s = self.greet(d)
+        self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+        s.sendall(userpass(user, password))
+        return s, recv_exact(s, 2)
+
+    def connect_echo(self, s):
+        s.sendall(request_bytes(*self.echo.addr))
+        self.assertEqual(read_reply(s)[1], 0)
+
+
+class Auth(AuthBase):
+
+    def test_good_login_relays_and_logs_the_user(self):
+        d = self.start()
+        s, st = self.login(d, "alice", "wonderland")
+        with s:
+            self.assertEqual(st, b"\x01\x00")
+            self.connect_echo(s)
+            echo_roundtrip(s, b"logged in")
+        f = d.session(local_addr(s))
+        self.assertEqual((f["user"], f["cmd"], f["end"]), ("alice", "connect", "client"), f)
+
+    def test_wrong_password(self):
+        d = self.start()
+        mark = d.mark()
+        s, st = self.login(d, "alice", "looking-glass")
+        with s:
+            self.assertEqual(st, b"\x01\x01")
+            self.assertEqual(wait_closed(s), b"")
+            me = local_addr(s)
+        line = d.wait_log(r"auth-fail client=127\.0\.0\.1:%d user=alice reason=password" % me[1], mark)
+        self.assertNotIn("looking-glass", d.text())
+        f = d.session(me)
+        self.assertEqual((f["user"], f["end"]), ("-", "auth"), f)
+
+    def test_unknown_user(self):
+        d = self.start()
+        mark = d.mark()
+        s, st = self.login(d, "mallory", "x")
+        with s:
+            self.assertEqual(st, b"\x01\x01")
+        d.wait_log(r"auth-fail client=\S+ user=mallory reason=password", mark)
+
+    def test_account_stage_refuses(self):
+        d = self.start()
+        mark = d.mark()
+        s, st = self.login(d, "old", "timer")
+        with s:
+            self.assertEqual(st, b"\x01\x01")
+        d.wait_log(r"auth-fail client=\S+ user=old reason=account", mark)
+
+    def test_longest_user_and_password(self):
+        d = self.start()
+        s, st = self.login(d, "u" * 255, "p" * 255)
+        with s:
+            self.assertEqual(st, b"\x01\x00")
+            self.connect_echo(s)
+            echo_roundtrip(s, b"long names")
+        self.assertEqual(d.session(local_addr(s))["user"], "u" * 255)
+
+    def test_pipelined_greeting_credentials_request(self):
+        d = self.start()
+        s = connect_proxy(("127.0.0.1", d.port))
+        with s:
+            s.sendall(b"\x05\x01\x02" + userpass("alice", "wonderland")
+                      + request_bytes(*self.echo.addr) + b"early bytes")
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+            self.assertEqual(recv_exact(s, 2), b"\x01\x00")
+            self.assertEqual(read_reply(s)[1], 0)
+            self.assertEqual(recv_exact(s, 11), b"early bytes")
+
+    def test_password_is_never_logged(self):
+        d = self.start(debug=True)
+        for pw in ("wonderland", "secret-wrong-1"):
+            s, st = self.login(d, "alice", pw)
+            s.close()
+        wait_until(lambda: len(re.findall(r"\bsession ", d.text())) >= 2, 10, "two session lines")
+        self.assertNotIn("wonderland", d.text())
+        self.assertNotIn("secret-wrong-1", d.text())
+
+
+class Methods(AuthBase):
+
+    def test_username_listener_never_picks_none(self):
+        d = self.start()
+        s = self.greet(d, b"\x00")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\xff")
+            self.assertEqual(wait_closed(s), b"")
+        s = self.greet(d, b"\x00\x02")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+
+    def test_order_of_preference(self):
+        d = self.start(methods=("none", "username"))
+        s = self.greet(d, b"\x02\x00")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x00")
+        s = self.greet(d, b"\x02")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+        d2 = self.start(methods=("username", "none"))
+        s = self.greet(d2, b"\x00\x02")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+
+
+class BadInput(AuthBase):
+
+    def bad(self, d, data, why="protocol"):
+        mark = d.mark()
+        s = self.greet(d)
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+            s.sendall(data)
+            self.assertEqual(recv_exact(s, 2), b"\x01\x01")
+            self.assertEqual(wait_closed(s), b"")
+        return d.wait_log(r"auth-fail client=\S+ user=\S+ reason=" + why, mark)
+
+    def test_malformed_subnegotiation(self):
+        d = self.start()
+        self.bad(d, b"\x05\x05alice\x0awonderland")      # VER 05
+        self.bad(d, b"\x01\x00\x0awonderland")            # ULEN 0
+        self.bad(d, b"\x01\x05alice\x00")                 # PLEN 0
+        self.bad(d, b"\x01\x03a\x00b\x02pw")              # NUL in the user
+        self.bad(d, request_bytes(*self.echo.addr))       # a request instead
+
+    def test_control_bytes_in_the_user_are_escaped(self):
+        d = self.start()
+        line = self.bad(d, userpass(b"ev\nil \xff=x", b"pw\n"), "password")
+        self.assertIn("user=ev\\x0ail\\x20\\xff\\x3dx reason=password", line)
+
+    def test_client_stops_mid_credentials(self):
+        d = self.start(timeouts=dict(negotiate=1))
+        s = self.greet(d)
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+            s.sendall(b"\x01\x0aali")   # ULEN 10, 3 bytes sent
+            self.assertEqual(wait_closed(s, 5), b"")
+            me = local_addr(s)
+        self.assertEqual(d.session(me)["end"], "timeout")
+
+
+class Helpers(AuthBase):
+
+    def test_failure_delay_does_not_stall_the_pool(self):
+        """50 wrong logins pay pam_faildelay's 2 s in their own workers; a
+        right one sent after them is answered while they all still wait."""
+        d = self.start(delay_us=2000000, workers=dict(min_spare=8, max_spare=64, max=80))
+        wrong = []
+        for i in range(50):
+            s = self.greet(d)
+            wrong.append(s)
+        for s in wrong:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+            s.sendall(userpass("alice", f"wrong-{id(s)}"))
+        s, st = self.login(d, "alice", "wonderland")
+        with s:
+            self.assertEqual(st, b"\x01\x00")
+            ready, _, _ = select.select(wrong, [], [], 0)
+            self.assertEqual(ready, [], "a wrong login was answered before the right one")
+        for w in wrong:
+            with w:
+                self.assertEqual(recv_exact(w, 2, 15), b"\x01\x01")
+
+    def test_hanging_module_is_bounded_by_the_timeout(self):
+        d = self.start(hang_user="sleepy")
+        mark = d.mark()
+        t0 = time.monotonic()
+        s, st = self.login(d, "sleepy", "zzz")
+        with s:
+            self.assertEqual(st, b"\x01\x01")
+        self.assertLess(time.monotonic() - t0, 3 + 2)
+        d.wait_log(r"auth-fail client=\S+ user=sleepy reason=timeout", mark)
+        d.wait_log(r"auth-helper-stuck pid=\d+", mark, 10)
+        # The pool still serves logins.
+        s, st = self.login(d, "alice", "wonderland")
+        s.close()
+        self.assertEqual(st, b"\x01\x00")
+
+    @unittest.skipUnless(IS_ROOT, "finding the helper needs its /proc entries")
+    def test_helper_killed_mid_request(self):
+        d = self.start(hang_user="sleepy")
+        mark = d.mark()
+        s = self.greet(d)
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+            s.sendall(userpass("sleepy", "zzz"))
+            busy = wait_until(lambda: [p for p in d.helper_pids() if d.has_child_named(p, "sleep")],
+                              5, "a helper running the hanging module")
+            os.kill(busy[0], signal.SIGKILL)
+            self.assertEqual(recv_exact(s, 2, 2), b"\x01\x01")
+        d.wait_log(r"auth-fail client=\S+ user=sleepy reason=helper", mark)
+        wait_until(lambda: len(d.helper_pids()) == 2, 10, "the helper replaced")
+        s, st = self.login(d, "alice", "wonderland")
+        s.close()
+        self.assertEqual(st, b"\x01\x00")
+
+    @unittest.skipUnless(IS_ROOT, "uids are only switched as root")
+    def test_workers_are_not_root_and_have_no_capabilities(self):
+        d = self.start()
+        pids = wait_until(lambda: d.workers_pids(), 10, "workers")
+        for pid in pids:
+            with open(f"/proc/{pid}/status") as f:
+                st = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+            self.assertNotIn("0", st["Uid"].split(), st["Uid"])
+            for cap in ("CapPrm", "CapEff", "CapBnd", "CapAmb"):
+                if cap == "CapBnd":
+                    continue
+                self.assertEqual(int(st[cap].strip(), 16), 0, (pid, cap, st[cap]))
+            self.assertEqual(st["NoNewPrivs"].strip(), "1")
+        self.assertEqual(len(d.helper_pids()), 2)
+
+
+class Clients(AuthBase):
+
+    def test_curl_proxy_user(self):
+        if not shutil.which("curl"):
+            self.skipTest("curl not installed")
+        from harness import HttpServer
+        body = os.urandom(100000)
+        web = HttpServer(body)
+        self.addCleanup(web.close)
+        url = f"http://127.0.0.1:{web.port}/file"
+        d = self.start()
+        for proxy in (["--proxy", f"socks5://127.0.0.1:{d.port}", "--proxy-user", "alice:wonderland"],
+                      ["--proxy", f"socks5h://alice:wonderland@127.0.0.1:{d.port}"]):
+            r = subprocess.run(["curl", "-sS", "--max-time", "10"] + proxy + [url],
+                               capture_output=True, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, body)
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "--proxy",
+                            f"socks5h://alice:nope@127.0.0.1:{d.port}", url],
+                           capture_output=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_pysocks_with_credentials(self):
+        import socks
+        d = self.start()
+        s = socks.socksocket()
+        s.set_proxy(socks.SOCKS5, "127.0.0.1", d.port, username="alice", password="wonderland")
+        s.settimeout(10)
+        with s:
+            s.connect(self.echo.addr)
+            echo_roundtrip(s, b"pysocks")
+        s = socks.socksocket()
+        s.set_proxy(socks.SOCKS5, "127.0.0.1", d.port, username="alice", password="bad")
+        s.settimeout(10)
+        with s:
+            with self.assertRaises(socks.ProxyError):
+                s.connect(self.echo.addr)
+
+    def test_ncat_proxy_auth(self):
+        if not shutil.which("ncat"):
+            self.skipTest("ncat not installed")
+        d = self.start()
+        r = subprocess.run(["ncat", "--proxy", f"127.0.0.1:{d.port}", "--proxy-type", "socks5",
+                            "--proxy-auth", "alice:wonderland", "-w", "10",
+                            self.echo.addr[0], str(self.echo.addr[1])],
+                           input=b"through ncat\n", capture_output=True, timeout=20)
+        self.assertEqual(r.stdout, b"through ncat\n", r.stderr)
+
+
+class AuthCopy(Auth):
+    relay = "copy"
