@@ -132,6 +132,21 @@ authd_answer(int fd, const struct auth_reply *rep)
 		log_warn("auth-helper: reply");
 }
 
+/* The answer: from the cache when it holds these credentials as good,
+ * else from PAM (and a good one goes into the cache). */
+static void
+authd_check(const struct authd *a, const struct auth_request *req,
+    struct auth_reply *rep)
+{
+	if (a->cache != NULL && authcache_lookup(a->cache, req, rep))
+		return;
+	atomic_store(&a->slot->busy_since, io_now_ms());
+	authpam_check(a->service, req, rep);
+	atomic_store(&a->slot->busy_since, 0);
+	if (a->cache != NULL && rep->result == AUTH_OK)
+		authcache_store(a->cache, req, rep, a->cache_ttl);
+}
+
 /* Serves one request: 0, or -1 when the channel is gone. */
 static int
 authd_serve(const struct authd *a)
@@ -157,9 +172,7 @@ authd_serve(const struct authd *a)
 		memset(&rep, 0, sizeof(rep));
 		rep.magic = AUTH_MAGIC;
 		rep.version = AUTH_VERSION;
-		atomic_store(&a->slot->busy_since, io_now_ms());
-		authpam_check(a->service, &req, &rep);
-		atomic_store(&a->slot->busy_since, 0);
+		authd_check(a, &req, &rep);
 		authd_answer(fds[0], &rep);
 	}
 	explicit_bzero(&req, sizeof(req));

@@ -8,6 +8,8 @@
 #include <stdnoreturn.h>
 #include <sys/types.h>
 
+#include "authcache.h"
+
 /* Shared with the master, one per helper: when the request in progress
  * began (monotonic ms; 0 while idle), so that a helper stuck in a PAM
  * module past auth.timeout is replaced. */
@@ -22,6 +24,8 @@ struct authd {
 	uid_t worker_uid;		/* requests come from sockets of this uid */
 	struct authd_slot *slot;
 	pid_t master;
+	struct auth_cache *cache;	/* shared by the helpers, or NULL */
+	int cache_ttl;			/* seconds */
 };
 
 /* Runs in the child right after fork; never returns. */

@@ -1,6 +1,7 @@
 /* children.c: forking a child of any role from its table row, and reaping. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,12 +9,79 @@
 #include "log.h"
 #include "priv.h"
 
+#define MAX_REGISTERED 8
+
 static struct {
 	const struct role *roles;
 	struct children_env env;
 	struct child *v;
 	size_t n, cap;
+	struct { int fd; unsigned kept_by; } fds[MAX_REGISTERED];
+	struct { void *addr; size_t len; unsigned kept_by; } maps[MAX_REGISTERED];
+	size_t nfds, nmaps;
 } tab;
+
+void
+children_register_fd(int fd, unsigned kept_by)
+{
+	if (tab.nfds == MAX_REGISTERED)
+		fatalx("children: too many registered fds");
+	tab.fds[tab.nfds].fd = fd;
+	tab.fds[tab.nfds++].kept_by = kept_by;
+}
+
+void
+children_register_map(void *addr, size_t len, unsigned kept_by)
+{
+	if (tab.nmaps == MAX_REGISTERED)
+		fatalx("children: too many registered mappings");
+	tab.maps[tab.nmaps].addr = addr;
+	tab.maps[tab.nmaps].len = len;
+	tab.maps[tab.nmaps++].kept_by = kept_by;
+}
+
+void
+children_unregister_fd(int fd)
+{
+	for (size_t i = 0; i < tab.nfds; i++)
+		if (tab.fds[i].fd == fd) {
+			tab.fds[i] = tab.fds[--tab.nfds];
+			return;
+		}
+}
+
+void
+children_unregister_map(void *addr)
+{
+	for (size_t i = 0; i < tab.nmaps; i++)
+		if (tab.maps[i].addr == addr) {
+			tab.maps[i] = tab.maps[--tab.nmaps];
+			return;
+		}
+}
+
+int
+children_kept_fd(unsigned bit)
+{
+	for (size_t i = 0; i < tab.nfds; i++)
+		if (tab.fds[i].kept_by & bit)
+			return tab.fds[i].fd;
+	return -1;
+}
+
+/* What row r does not keep of the registered fds and mappings. */
+static void
+children_detach_registered(const struct role *r)
+{
+	for (size_t i = 0; i < tab.nfds; i++)
+		if (!(tab.fds[i].kept_by & r->keeps)) {
+			close(tab.fds[i].fd);
+			tab.fds[i].fd = -1;
+		}
+	for (size_t i = 0; i < tab.nmaps; i++)
+		if (!(tab.maps[i].kept_by & r->keeps))
+			munmap(tab.maps[i].addr, tab.maps[i].len);
+}
 
 /* The table is data that the code trusts: a row that cannot work is a
  * programming error, found at start. A privileged row gets nothing that
@@ -27,8 +95,11 @@ children_check_row(const struct role *r)
 		fatalx("role table: %s: respawned per slot with no delay",
 		    r->name);
 	if (r->privileged && (r->keeps & (KEEP_LISTENERS | KEEP_SCOREBOARD |
-	    KEEP_HUB_END | KEEP_WORKER_END)))
+	    KEEP_HUB_END | KEEP_WORKER_END | KEEP_AUTH_WORKER_END)))
 		fatalx("role table: %s: privileged and client-facing", r->name);
+	if (!r->privileged && (r->keeps & (KEEP_AUTH_END | KEEP_AUTH_SHARED)))
+		fatalx("role table: %s: unprivileged with the helpers' end",
+		    r->name);
 }
 
 void
@@ -94,6 +165,7 @@ children_detach(const struct role *r, const struct generation *own, int keep)
 				if (g->hubs[i].chan[e] != keep)
 					close(g->hubs[i].chan[e]);
 	}
+	children_detach_registered(r);
 }
 
 pid_t

@@ -11,7 +11,7 @@
 #include "listener.h"
 
 /* The rows of the table, in start order. */
-enum child_role { ROLE_HUB, ROLE_WORKER, ROLE_COUNT };
+enum child_role { ROLE_AUTH, ROLE_HUB, ROLE_WORKER, ROLE_COUNT };
 
 /* Which of the master's fds and mappings a child keeps; it lets go of the
  * rest right after fork. */
@@ -21,6 +21,9 @@ enum {
 	KEEP_NOTIFY = 1 << 2,		/* the pipe that wakes the master */
 	KEEP_HUB_END = 1 << 3,		/* hub end of channel <slot> */
 	KEEP_WORKER_END = 1 << 4,	/* worker end of channel slot % nhubs */
+	KEEP_AUTH_END = 1 << 5,		/* the auth helpers' end of their channel */
+	KEEP_AUTH_WORKER_END = 1 << 6,	/* the workers' end of it */
+	KEEP_AUTH_SHARED = 1 << 7,	/* the helpers' shared memory */
 };
 
 enum child_respawn {
@@ -71,6 +74,15 @@ struct role {
 	/* After its exit was logged: give back what the child held. */
 	void (*reaped)(const struct child *c, int status);
 };
+
+/* An fd or a mapping of the master's that only the rows whose keeps has
+ * one of kept_by's bits keep; every other child closes or unmaps it. */
+void children_register_fd(int fd, unsigned kept_by);
+void children_register_map(void *addr, size_t len, unsigned kept_by);
+void children_unregister_fd(int fd);
+void children_unregister_map(void *addr);
+/* In a child: the registered fd kept for bit, or -1. */
+int children_kept_fd(unsigned bit);
 
 /* What every child lets go of that is the master's alone. */
 struct children_env {

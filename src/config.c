@@ -328,10 +328,44 @@ pam_service_ok(const char *v)
 }
 
 static void
+free_cache_watch(struct config *c)
+{
+	for (size_t i = 0; i < c->auth.ncache_watch; i++)
+		free(c->auth.cache_watch[i]);
+	c->auth.ncache_watch = 0;
+}
+
+/* auth.cache_watch: absolute paths, at most 8. */
+static void
+parse_cache_watch(struct parse *p, const config_setting_t *g)
+{
+	config_setting_t *s = parse_get_list(p, g, "auth", "cache_watch");
+	struct config *c = p->conf;
+	int n;
+
+	if (s == NULL)
+		return;
+	free_cache_watch(c);
+	n = config_setting_length(s);
+	if (n > (int)(sizeof(c->auth.cache_watch) / sizeof(c->auth.cache_watch[0])))
+		perr(p, s, "auth.cache_watch has %d files (at most 8)", n);
+	for (int i = 0; i < n && i < 8; i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL || v[0] != '/' || strlen(v) > 255)
+			perr(p, e, "auth.cache_watch: an absolute path of at most 255 bytes");
+		else if ((c->auth.cache_watch[c->auth.ncache_watch++] =
+		    strdup(v)) == NULL)
+			fatal("strdup");
+	}
+}
+
+static void
 parse_auth(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "pam_service", "helpers",
-	    "timeout", "cache_ttl", NULL };
+	    "timeout", "cache_ttl", "cache_watch", NULL };
 	config_setting_t *g = parse_get_group(p, root, "auth");
 	struct config *c = p->conf;
 	const char *v;
@@ -348,12 +382,27 @@ parse_auth(struct parse *p, const config_setting_t *root)
 			fatal("strdup");
 		else {
 			free(c->auth.pam_service);
+	free_cache_watch(c);
 			c->auth.pam_service = (char *)v;
 		}
 	}
 	parse_get_int(p, g, "auth", "helpers", 1, 64, &c->auth.helpers);
 	parse_get_int(p, g, "auth", "timeout", 1, 300, &c->auth.timeout);
 	parse_get_int(p, g, "auth", "cache_ttl", 0, 86400, &c->auth.cache_ttl);
+	parse_cache_watch(p, g);
+}
+
+/* What pam_unix's answers depend on. */
+static void
+default_cache_watch(struct config *c)
+{
+	static const char *const watch[] = { "/etc/shadow", "/etc/passwd",
+	    "/etc/group" };
+
+	for (size_t i = 0; i < sizeof(watch) / sizeof(watch[0]); i++)
+		if ((c->auth.cache_watch[c->auth.ncache_watch++] =
+		    strdup(watch[i])) == NULL)
+			fatal("strdup");
 }
 
 static void
@@ -381,6 +430,7 @@ set_defaults(struct config *c)
 		c->auth.helpers = c->auth.helpers < 1 ? 1 : 64;
 	c->auth.timeout = 10;
 	c->auth.cache_ttl = 0;
+	default_cache_watch(c);
 }
 
 static void
@@ -498,6 +548,7 @@ config_free(struct config *c)
 	free(c->listeners);
 	free(c->user);
 	free(c->auth.pam_service);
+	free_cache_watch(c);
 	free(c->path);
 	free(c);
 }

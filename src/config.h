@@ -54,6 +54,8 @@ struct config {
 		int helpers;		/* auth helper processes */
 		int timeout;		/* seconds a login may take */
 		int cache_ttl;		/* seconds; 0: no credential cache */
+		char *cache_watch[8];	/* files whose change empties the cache */
+		size_t ncache_watch;
 	} auth;
 	struct listener_conf *listeners;
 	size_t nlisteners;

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "authchan.h"
 #include "children.h"
 #include "diag.h"
 #include "generation.h"
@@ -23,10 +24,22 @@
 #define TICK_MS 1000
 #define FAST_TICK_MS 100
 
-/* Every process the master forks, one row per role, in start order (hubs
- * first: a generation's workers find their hubs running). The PAM helpers
- * of a later issue are one more row. */
+/* Every process the master forks, one row per role, in start order (auth
+ * helpers and hubs first: a generation's workers find them running). */
 static const struct role roles[ROLE_COUNT] = {
+	[ROLE_AUTH] = {
+		.name = "auth-helper",
+		.privileged = true,
+		.counted = false,
+		.respawn = RESPAWN_SLOT,
+		.respawn_ms = 1000,
+		.keeps = KEEP_AUTH_END | KEEP_AUTH_SHARED,
+		.lost = ": the login it was checking failed",
+		.enter = authchan_enter,
+		.maintain = authchan_maintain,
+		.release = authchan_release,
+		.reaped = authchan_reaped,
+	},
 	[ROLE_HUB] = {
 		.name = "hub",
 		.privileged = false,
@@ -46,7 +59,7 @@ static const struct role roles[ROLE_COUNT] = {
 		.counted = true,
 		.respawn = RESPAWN_POOL,
 		.keeps = KEEP_LISTENERS | KEEP_SCOREBOARD | KEEP_NOTIFY |
-		    KEEP_WORKER_END,
+		    KEEP_WORKER_END | KEEP_AUTH_WORKER_END,
 		.enter = pool_enter,
 		.maintain = pool_maintain,
 		.exit_state = pool_exit_state,
@@ -228,6 +241,7 @@ master_setup(void)
 	children_init(roles, &(struct children_env){
 	    .sigfd = m.sigfd, .notify_rd = m.notify_rd,
 	    .notify_wr = m.notify_wr, .listeners = &m.listeners });
+	authchan_open();
 }
 
 static void
@@ -328,6 +342,7 @@ master_run(struct config *conf, bool foreground, bool debug)
 	}
 	log_info("exit");
 	master_collect(true);
+	authchan_close();
 	children_free();
 	close(m.sigfd);
 	close(m.notify_rd);

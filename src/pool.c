@@ -65,6 +65,7 @@ pool_enter(const struct child_start *cs)
 	w.hub_fd = cs->chan_fd;
 	w.hub_tickets = g->nhubs > 0 ?
 	    &g->tickets[(size_t)cs->slot % g->nhubs] : NULL;
+	w.auth_fd = children_kept_fd(KEEP_AUTH_WORKER_END);
 	w.slot->pid = getpid();
 	worker_main(&w);
 }

@@ -286,7 +286,8 @@ class Daemon:
 
     # -- life cycle
     def start(self, timeout=20):
-        env = dict(os.environ, **SANITIZER_ENV, **self.env)
+        env = dict(os.environ, **SANITIZER_ENV)
+        env.update(self.env)
         if IS_MICROSOCKS:
             argv = [DAEMON, "-i", "127.0.0.1", "-p", str(self.port)]
         else:

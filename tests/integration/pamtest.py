@@ -53,7 +53,8 @@ class PamFiles:
     def env(self):
         """The daemon's environment: pam_wrapper preloaded (before ASan's
         runtime, which then must not insist on coming first)."""
-        asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=23")
+        from harness import SANITIZER_ENV
+        asan = SANITIZER_ENV["ASAN_OPTIONS"]
         return {
             "LD_PRELOAD": PAM_WRAPPER,
             "PAM_WRAPPER": "1",
