@@ -4,6 +4,8 @@ that no system user or /etc/pam.d file is touched."""
 
 import os
 import stat
+import subprocess
+import tempfile
 
 PAM_WRAPPER = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
 PAM_MATRIX = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
@@ -11,8 +13,35 @@ PAM_SECURITY = "/usr/lib/x86_64-linux-gnu/security"
 SERVICE = "socks5d"
 
 
-def available():
-    return os.path.exists(PAM_WRAPPER) and os.path.exists(PAM_MATRIX)
+def daemon_has_asan(daemon):
+    """pam_wrapper dlopens libpam with RTLD_DEEPBIND, which AddressSanitizer
+    refuses: a sanitizer build gets the test's own /etc/pam.d instead."""
+    r = subprocess.run(["ldd", daemon], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
+_etc_pam = None
+
+
+def namespace_pam_dir():
+    """A directory mounted over /etc/pam.d in the test runner's own mount
+    namespace (run.py: unshare --mount), once per run: the real libpam of
+    the daemon reads our service file there and the host's is untouched."""
+    global _etc_pam
+    if _etc_pam is None:
+        d = tempfile.mkdtemp(prefix="socks5d-pam.d-")
+        subprocess.run(["mount", "--bind", d, "/etc/pam.d"], check=True)
+        _etc_pam = d
+    return _etc_pam
+
+
+def available(daemon):
+    """None, or why the PAM tests cannot run here."""
+    if not (os.path.exists(PAM_WRAPPER) and os.path.exists(PAM_MATRIX)):
+        return "pam_wrapper (Debian libpam-wrapper) is not installed"
+    if daemon_has_asan(daemon) and os.environ.get("SOCKS5D_IT_NETNS") != "1":
+        return "a sanitizer build needs the test's own namespace for /etc/pam.d"
+    return None
 
 
 class PamFiles:
@@ -23,9 +52,10 @@ class PamFiles:
     hang_user: a user for whom pam_exec runs a script that sleeps (a
     directory server that does not answer)."""
 
-    def __init__(self, tmp, users, delay_us=0, hang_user=None):
+    def __init__(self, tmp, users, delay_us=0, hang_user=None, daemon=None):
         self.tmp = tmp
-        self.dir = os.path.join(tmp, "pam.d")
+        self.wrapper = daemon is None or not daemon_has_asan(daemon)
+        self.dir = os.path.join(tmp, "pam.d") if self.wrapper else namespace_pam_dir()
         self.passdb = os.path.join(tmp, "passdb")
         self.hang = os.path.join(tmp, "hang.sh")
         os.makedirs(self.dir, exist_ok=True)
@@ -51,13 +81,12 @@ class PamFiles:
         os.rename(tmp, self.passdb)
 
     def env(self):
-        """The daemon's environment: pam_wrapper preloaded (before ASan's
-        runtime, which then must not insist on coming first)."""
-        from harness import SANITIZER_ENV
-        asan = SANITIZER_ENV["ASAN_OPTIONS"]
+        """The daemon's environment: pam_wrapper preloaded, or nothing when
+        the service file is in the namespace's /etc/pam.d."""
+        if not self.wrapper:
+            return {}
         return {
             "LD_PRELOAD": PAM_WRAPPER,
             "PAM_WRAPPER": "1",
             "PAM_WRAPPER_SERVICE_DIR": self.dir,
-            "ASAN_OPTIONS": asan + ":verify_asan_link_order=0",
         }

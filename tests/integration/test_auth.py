@@ -13,7 +13,7 @@ import time
 import unittest
 
 import pamtest
-from harness import (IS_ROOT, Daemon, TcpServer, connect_proxy, echo_handler,
+from harness import (DAEMON, IS_ROOT, Daemon, TcpServer, connect_proxy, echo_handler,
                      echo_roundtrip, finish_daemon, local_addr, needs_socks5d,
                      read_reply, recv_exact, request_bytes, wait_closed,
                      wait_until)
@@ -42,7 +42,7 @@ class AuthDaemon(Daemon):
 
 
 @needs_socks5d
-@unittest.skipUnless(pamtest.available(), "pam_wrapper (libpam-wrapper) is not installed")
+@unittest.skipIf(pamtest.available(DAEMON), pamtest.available(DAEMON))
 class AuthBase(unittest.TestCase):
     relay = "splice"
 
@@ -54,7 +54,7 @@ class AuthBase(unittest.TestCase):
 
     def start(self, users=USERS, delay_us=0, hang_user=None, auth="", methods=("username",),
               **kw):
-        self.pam = pamtest.PamFiles(self.tmp, users, delay_us, hang_user)
+        self.pam = pamtest.PamFiles(self.tmp, users, delay_us, hang_user, DAEMON)
         extra = "auth = { helpers = 2; timeout = 3; " + auth + " };\n"
         d = AuthDaemon(methods=methods, relay=self.relay, env=self.pam.env(),
                        extra=extra + kw.pop("extra", ""), **kw).start()
