@@ -70,6 +70,19 @@ format_int(char *buf, size_t len, long v)
 		snprintf(buf, len, "-");
 }
 
+static const char *
+audit_method_name(int method)
+{
+	switch (method) {
+	case SOCKS5_METHOD_NONE:
+		return "none";
+	case SOCKS5_METHOD_USERPASS:
+		return "username";
+	default:
+		return "-";
+	}
+}
+
 void
 audit_log(const struct audit_record *a, int64_t now_ms)
 {
@@ -95,9 +108,10 @@ audit_log(const struct audit_record *a, int64_t now_ms)
 		strcpy(user, "-");
 	format_int(rule, sizeof(rule), a->rule);
 	format_int(rep, sizeof(rep), a->rep);
-	log_info("session client=%s listener=%s user=%s cmd=%s dst=%s addr=%s "
-	    "rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64 " secs=%" PRId64
-	    ".%03d end=%s%s", client, listener, user,
+	log_info("session client=%s listener=%s method=%s user=%s cmd=%s "
+	    "dst=%s addr=%s rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64
+	    " secs=%" PRId64 ".%03d end=%s%s", client, listener,
+	    audit_method_name(a->method), user,
 	    a->cmd >= 0 ? socks5_cmd_name((uint8_t)a->cmd) : "-",
 	    a->dst[0] ? a->dst : "-", target, rule, rep, a->up, a->down,
 	    ms / 1000, (int)(ms % 1000), audit_end_name(a->end),

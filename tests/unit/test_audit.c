@@ -66,7 +66,7 @@ START_TEST(line_of_a_fresh_record)
 	ck_assert_int_eq(a.rep, -1);
 	ck_assert_int_eq(a.cmd, -1);
 	ck_assert_ptr_nonnull(strstr(logged(&a, 1250),
-	    "session client=192.0.2.7:51334 listener=127.0.0.1:1080 user=- "
+	    "session client=192.0.2.7:51334 listener=127.0.0.1:1080 method=- user=- "
 	    "cmd=- dst=- addr=- rule=- rep=- up=0 down=0 secs=0.250 end=error\n"));
 }
 END_TEST
@@ -77,6 +77,9 @@ START_TEST(line_of_a_whole_session)
 
 	record(&a);
 	a.cmd = 1;
+	a.method = 2;
+	memcpy(a.user, "alice", 5);
+	a.user_len = 5;
 	a.rule = 3;
 	a.rep = 0;
 	strcpy(a.dst, "example.com:443");
@@ -85,7 +88,8 @@ START_TEST(line_of_a_whole_session)
 	a.down = 51234;
 	a.end = AUDIT_END_TARGET;
 	ck_assert_ptr_nonnull(strstr(logged(&a, 4204),
-	    "user=- cmd=connect dst=example.com:443 addr=198.51.100.20:443 "
+	    "method=username user=alice cmd=connect dst=example.com:443 "
+	    "addr=198.51.100.20:443 "
 	    "rule=3 rep=0 up=812 down=51234 secs=3.204 end=target\n"));
 	a.parked = true;
 	ck_assert_ptr_nonnull(strstr(logged(&a, 4204), " end=target parked=1\n"));
