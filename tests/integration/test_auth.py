@@ -38,7 +38,10 @@ class AuthDaemon(Daemon):
         self.methods = list(methods)
 
     def listeners(self):
-        return [dict(address="127.0.0.1", port=self.port, methods=self.methods)]
+        ls = [dict(address="127.0.0.1", port=self.port, methods=self.methods)]
+        if self.v6port:
+            ls.append(dict(address="::1", port=self.v6port, v6only=True, methods=self.methods))
+        return ls
 
 
 @needs_socks5d
@@ -61,14 +64,14 @@ class AuthBase(unittest.TestCase):
         self.addCleanup(finish_daemon, d)
         return d
 
-    def greet(self, d, offer=b"\x02"):
-        s = connect_proxy(("127.0.0.1", d.port))
+    def greet(self, d, offer=b"\x02", v6=False):
+        s = connect_proxy(("::1", d.v6port) if v6 else ("127.0.0.1", d.port))
         s.sendall(b"\x05" + bytes([len(offer)]) + offer)
         return s
 
-    def login(self, d, user, password):
+    def login(self, d, user, password, v6=False):
         """Greeting with method 02 and the credentials: (socket, status)."""
-        s = self.greet(d)
+        s = self.greet(d, v6=v6)
         self.assertEqual(recv_exact(s, 2), b"\x05\x02")
         s.sendall(userpass(user, password))
         return s, recv_exact(s, 2)
@@ -329,6 +332,59 @@ class Clients(AuthBase):
                             self.echo.addr[0], str(self.echo.addr[1])],
                            input=b"through ncat\n", capture_output=True, timeout=20)
         self.assertEqual(r.stdout, b"through ncat\n", r.stderr)
+
+
+FILTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                      "packaging", "fail2ban", "filter.d", "socks5d.conf")
+
+
+class Fail2ban(AuthBase):
+
+    def syslog_file(self, d, mark):
+        """The daemon's auth-fail lines as rsyslog writes them to a file:
+        its timestamp and host before the message the daemon logged."""
+        path = os.path.join(self.tmp, "syslog")
+        with open(path, "w") as f:
+            for line in d.text(mark).splitlines():
+                m = re.match(r"socks5d\[(\d+)\](?: \S+)?: (.*)$", line)
+                if m and m.group(2).startswith(("auth-fail", "session ")):
+                    f.write(time.strftime("%b %e %H:%M:%S") +
+                            f" testhost socks5d[{m.group(1)}]: {m.group(2)}\n")
+        return path
+
+    @unittest.skipUnless(shutil.which("fail2ban-regex"), "fail2ban is not installed")
+    def test_filter_matches_the_client_failures(self):
+        d = self.start(v6=True, hang_user="sleepy")
+        mark = d.mark()
+        for user, pw, v6 in (("alice", "bad1", False), ("mallory", "x", True),
+                             ("old", "timer", False), ("alice", "wonderland", False)):
+            s, _ = self.login(d, user, pw, v6)
+            s.close()
+        s = self.greet(d)
+        with s:
+            recv_exact(s, 2)
+            s.sendall(b"\x05\x05alice\x02pw")   # protocol
+            recv_exact(s, 2)
+        s, st = self.login(d, "sleepy", "zzz")   # timeout: not the client's doing
+        s.close()
+        self.assertEqual(st, b"\x01\x01")
+        wait_until(lambda: len(re.findall(r"auth-fail", d.text(mark))) >= 5, 10, "five auth-fail lines")
+        log = self.syslog_file(d, mark)
+        # The shipped filter as installed: beside fail2ban's common.conf.
+        fdir = os.path.join(self.tmp, "filter.d")
+        os.makedirs(fdir)
+        shutil.copy(FILTER, fdir)
+        shutil.copy("/etc/fail2ban/filter.d/common.conf", fdir)
+        r = subprocess.run(["fail2ban-regex", "--print-all-matched", log,
+                            os.path.join(fdir, "socks5d.conf")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        m = re.search(r"Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertEqual(int(m.group(3)), 4, r.stdout)   # bad1, mallory (IPv6), old, protocol
+        self.assertIn("::1", r.stdout)
+        self.assertIn("127.0.0.1", r.stdout)
+        self.assertNotIn("reason=timeout", r.stdout.split("Missed line")[0] if "Missed line" in r.stdout else "")
 
 
 class AuthCopy(Auth):
