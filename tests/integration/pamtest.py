@@ -58,20 +58,29 @@ class PamFiles:
         self.dir = os.path.join(tmp, "pam.d") if self.wrapper else namespace_pam_dir()
         self.passdb = os.path.join(tmp, "passdb")
         self.hang = os.path.join(tmp, "hang.sh")
+        self.runs = os.path.join(tmp, "pam-runs")  # a line per auth stack run
         os.makedirs(self.dir, exist_ok=True)
         self.write_users(users)
         lines = []
         if delay_us:
             lines.append(f"auth required {PAM_SECURITY}/pam_faildelay.so delay={delay_us}")
-        if hang_user:
-            with open(self.hang, "w") as f:
-                f.write(f'#!/bin/sh\n[ "$PAM_USER" = "{hang_user}" ] && exec sleep 60\nexit 0\n')
-            os.chmod(self.hang, stat.S_IRWXU)
-            lines.append(f"auth required {PAM_SECURITY}/pam_exec.so quiet {self.hang}")
+        with open(self.hang, "w") as f:
+            f.write(f'#!/bin/sh\necho "$PAM_USER" >> {self.runs}\n'
+                    f'[ "$PAM_USER" = "{hang_user or ""}" ] && exec sleep 60\nexit 0\n')
+        os.chmod(self.hang, stat.S_IRWXU)
+        lines.append(f"auth required {PAM_SECURITY}/pam_exec.so quiet {self.hang}")
         lines.append(f"auth required {PAM_MATRIX} passdb={self.passdb}")
         lines.append(f"account required {PAM_MATRIX} passdb={self.passdb}")
         with open(os.path.join(self.dir, SERVICE), "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def pam_runs(self):
+        """How many times the auth stack ran."""
+        try:
+            with open(self.runs) as f:
+                return len(f.read().splitlines())
+        except FileNotFoundError:
+            return 0
 
     def write_users(self, users):
         tmp = self.passdb + ".new"

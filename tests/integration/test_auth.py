@@ -334,6 +334,50 @@ class Clients(AuthBase):
         self.assertEqual(r.stdout, b"through ncat\n", r.stderr)
 
 
+class Cache(AuthBase):
+
+    def logins(self, d, n, pw="wonderland"):
+        for _ in range(n):
+            s, st = self.login(d, "alice", pw)
+            s.close()
+            self.assertEqual(st, b"\x01\x00" if pw == "wonderland" else b"\x01\x01")
+
+    def test_off_every_login_asks_pam(self):
+        d = self.start()
+        self.logins(d, 5)
+        self.assertEqual(self.pam.pam_runs(), 5)
+
+    def test_on_a_good_login_is_remembered(self):
+        d = self.start(auth="cache_ttl = 60; cache_watch = [ \"%s\" ];" % os.path.join(self.tmp, "passdb"))
+        self.logins(d, 5)
+        self.assertEqual(self.pam.pam_runs(), 1)
+        # A wrong password is never taken from the cache.
+        self.logins(d, 1, "wrong")
+        self.assertEqual(self.pam.pam_runs(), 2)
+
+    def test_changed_password_stops_matching_at_once(self):
+        d = self.start(auth="cache_ttl = 60; cache_watch = [ \"%s\" ];" % os.path.join(self.tmp, "passdb"))
+        self.logins(d, 2)
+        self.assertEqual(self.pam.pam_runs(), 1)
+        users = dict(USERS, alice=("new-password", pamtest.SERVICE))
+        self.pam.write_users(users)
+        s, st = self.login(d, "alice", "wonderland")
+        s.close()
+        self.assertEqual(st, b"\x01\x01", "the old password still worked from the cache")
+        s, st = self.login(d, "alice", "new-password")
+        s.close()
+        self.assertEqual(st, b"\x01\x00")
+
+    def test_entries_expire(self):
+        d = self.start(auth="cache_ttl = 1; cache_watch = [ \"%s\" ];" % os.path.join(self.tmp, "passdb"))
+        self.logins(d, 1)
+        self.assertEqual(self.pam.pam_runs(), 1)
+        # Log in until PAM is asked again: the entry expired.
+        wait_until(lambda: self.logins(d, 1) or self.pam.pam_runs() >= 2, 10,
+                   "the cached entry to expire", interval=0.2)
+        self.assertEqual(self.pam.pam_runs(), 2)
+
+
 FILTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                       "packaging", "fail2ban", "filter.d", "socks5d.conf")
 
