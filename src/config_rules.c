@@ -119,11 +119,37 @@ parse_commands(struct parse *p, const config_setting_t *r, struct rule *rule)
 	}
 }
 
+/* clients: the methods a client may use (none, username). */
+static void
+parse_client_methods(struct parse *p, const config_setting_t *r,
+    struct rule *rule)
+{
+	config_setting_t *s = parse_get_list(p, r, "client", "methods");
+
+	if (s == NULL)
+		return;
+	if (config_setting_length(s) == 0)
+		perr(p, s, "client methods is empty: no client could log in");
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v != NULL && strcmp(v, "none") == 0)
+			rule->methods |= 1u << SOCKS5_METHOD_NONE;
+		else if (v != NULL && strcmp(v, "username") == 0)
+			rule->methods |= 1u << SOCKS5_METHOD_USERPASS;
+		else
+			perr(p, e, "unknown method \"%s\" (none, username)",
+			    v ? v : "(not a string)");
+	}
+}
+
 static void
 parse_rule(struct parse *p, const config_setting_t *r, const char *list,
     struct rule *rule)
 {
-	static const char *const client_keys[] = { "action", "from", NULL };
+	static const char *const client_keys[] = { "action", "from", "methods",
+	    NULL };
 	static const char *const rule_keys[] = { "action", "from", "to",
 	    "ports", "commands", NULL };
 	bool is_clients = strcmp(list, "clients") == 0;
@@ -146,8 +172,10 @@ parse_rule(struct parse *p, const config_setting_t *r, const char *list,
 		perr(p, config_setting_get_member(r, "action"),
 		    "unknown action \"%s\" (pass, block)", action);
 	parse_cidrs(p, r, "from", &rule->from, &rule->nfrom);
-	if (is_clients)
+	if (is_clients) {
+		parse_client_methods(p, r, rule);
 		return;
+	}
 	parse_cidrs(p, r, "to", &rule->to, &rule->nto);
 	parse_ports(p, r, rule);
 	parse_commands(p, r, rule);

@@ -34,7 +34,7 @@ has_command(const struct rule *r, uint8_t cmd)
 static struct verdict
 verdict_of(const struct rule *r, size_t i)
 {
-	struct verdict v = { r->action == RULE_PASS, (int)i + 1 };
+	struct verdict v = { r->action == RULE_PASS, (int)i + 1, r->methods };
 
 	return v;
 }
@@ -42,7 +42,7 @@ verdict_of(const struct rule *r, size_t i)
 struct verdict
 rules_match_client(const struct ruleset *rs, const struct rules_query *q)
 {
-	struct verdict none = { false, 0 };
+	struct verdict none = { false, 0, 0 };
 
 	for (size_t i = 0; i < rs->n; i++)
 		if (any_cidr(rs->list[i].from, rs->list[i].nfrom, q->client))
@@ -53,7 +53,7 @@ rules_match_client(const struct ruleset *rs, const struct rules_query *q)
 struct verdict
 rules_may_pass(const struct ruleset *rs, const struct rules_query *q)
 {
-	struct verdict none = { false, 0 };
+	struct verdict none = { false, 0, 0 };
 
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->list[i];
@@ -73,7 +73,7 @@ rules_may_pass(const struct ruleset *rs, const struct rules_query *q)
 struct verdict
 rules_match_request(const struct ruleset *rs, const struct rules_query *q)
 {
-	struct verdict none = { false, 0 };
+	struct verdict none = { false, 0, 0 };
 
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->list[i];

@@ -28,6 +28,8 @@ struct rule {
 	struct port_range *ports;	/* destination ports */
 	size_t nports;
 	unsigned commands;		/* bit (1 << SOCKS5_CMD_x); 0 = all */
+	unsigned methods;		/* clients: bit (1 << SOCKS5_METHOD_x)
+					 * the client may use; 0 = all */
 };
 
 /* An ordered list of rules (`clients` or `rules` in the file). present
@@ -64,6 +66,7 @@ struct rules_query {
 struct verdict {
 	bool pass;
 	int rule;
+	unsigned methods;		/* the rule's methods (clients); 0 = all */
 };
 
 /* The first client rule whose `from` holds q->client. */

@@ -37,6 +37,7 @@ struct session {
 	uint8_t in[SESSION_INBUF];	/* received and not yet consumed */
 	size_t inlen;
 	bool await_reply;		/* the client must read before it sends */
+	unsigned methods;		/* the client rule's; 0: any */
 };
 
 static struct relay_pool worker_pool;
@@ -198,6 +199,23 @@ done:
 	return rc;
 }
 
+/* The listener's most preferred method that the client offers and its
+ * client rule allows (`none` from one network, `username` from others). */
+static uint8_t
+session_select_method(const struct session *s, const struct socks5_greeting *g)
+{
+	uint8_t allowed[CONFIG_MAX_METHODS];
+	size_t n = 0;
+
+	for (int i = 0; i < s->cmd.lc->nmethods; i++) {
+		uint8_t m = s->cmd.lc->methods[i];
+
+		if (s->methods == 0 || (s->methods & (1u << m)))
+			allowed[n++] = m;
+	}
+	return socks5_select_method(allowed, n, g);
+}
+
 /* Greeting and method choice. Returns 0 when a method was agreed. */
 static int
 session_negotiate(struct session *s)
@@ -219,8 +237,7 @@ session_negotiate(struct session *s)
 		return -1;
 	}
 	session_consume(s, used);
-	method = socks5_select_method(s->cmd.lc->methods,
-	    (size_t)s->cmd.lc->nmethods, &g);
+	method = session_select_method(s, &g);
 	if (cmd_send(&s->cmd, out, socks5_write_method(out, method)) == -1)
 		return -1;
 	s->await_reply = true;
@@ -351,6 +368,7 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	v = rules_match_client(&w->conf->clients,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
 	    .listener = li });
+	s.methods = v.methods;
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
 		s.rec.rule = v.rule;

@@ -201,7 +201,7 @@ DEFAULT_TIMEOUTS = dict(negotiate=10, connect=10, idle=600, shutdown=5)
 
 
 def config_text(listeners, relay="splice", workers=None, timeouts=None,
-                level="info", extra="", relay_extra=None, rules=None):
+                level="info", extra="", relay_extra=None, rules=None, clients=None):
     """A socks5d config (libconfig syntax). listeners: dicts with address,
     port and optionally v6only/methods. relay_extra: more relay settings,
     e.g. dict(park_after=1)."""
@@ -223,7 +223,8 @@ def config_text(listeners, relay="splice", workers=None, timeouts=None,
         + "".join(f"{k} = {v}; " for k, v in (relay_extra or {}).items())
         + "};\n"
         "listeners = (\n" + ",\n".join(ls) + "\n);\n"
-        'clients = ( { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; } );\n'
+        + (clients if clients is not None else
+           'clients = ( { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; } );\n')
         + (rules if rules is not None else 'rules = ( { action = "pass"; } );\n')
         + extra)
 
@@ -244,7 +245,7 @@ class Daemon:
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
                  level="info", extra_listeners=(), debug=False, relay_extra=None,
-                 extra="", rules=None, env=None):
+                 extra="", rules=None, env=None, clients=None):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
@@ -253,6 +254,7 @@ class Daemon:
         self.level, self.debug = level, debug
         self.relay_extra = relay_extra
         self.extra, self.rules = extra, rules  # more settings; the rules list
+        self.clients = clients  # the clients list, or None for the default
         self.extra_listeners = list(extra_listeners)
         self.env = dict(env or {})  # more environment, e.g. pam_wrapper's
         self.proc = None
@@ -272,7 +274,7 @@ class Daemon:
         kw = dict(relay=self.relay, workers=self.workers,
                   timeouts=self.timeouts, level=self.level,
                   relay_extra=self.relay_extra, extra=self.extra,
-                  rules=self.rules)
+                  rules=self.rules, clients=self.clients)
         kw.update(over)
         listeners = kw.pop("listeners", None) or self.listeners()
         return config_text(listeners, **kw)

@@ -178,6 +178,30 @@ class Methods(AuthBase):
             self.assertEqual(recv_exact(s, 2), b"\x05\x02")
 
 
+    def test_client_rule_chooses_the_methods(self):
+        """Browsers cannot send SOCKS credentials: none from one network,
+        username from everywhere else."""
+        clients = ('clients = (\n'
+                   '  { action = "pass"; from = [ "127.0.0.2" ]; methods = [ "none" ]; },\n'
+                   '  { action = "pass"; methods = [ "username" ]; }\n);\n')
+        d = self.start(methods=("username", "none"), clients=clients)
+        s = self.greet(d, b"\x00\x02")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\x02")
+        s = self.greet(d, b"\x00")
+        with s:
+            self.assertEqual(recv_exact(s, 2), b"\x05\xff")
+        s = socket.socket()
+        s.settimeout(10)
+        with s:
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", d.port))
+            s.sendall(b"\x05\x02\x00\x02")
+            self.assertEqual(recv_exact(s, 2), b"\x05\x00")
+            self.connect_echo(s)
+            echo_roundtrip(s, b"no login from 127.0.0.2")
+
+
 class BadInput(AuthBase):
 
     def bad(self, d, data, why="protocol"):
