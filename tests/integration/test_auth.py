@@ -93,6 +93,20 @@ class Auth(AuthBase):
         f = d.session(local_addr(s))
         self.assertEqual((f["user"], f["cmd"], f["end"]), ("alice", "connect", "client"), f)
 
+    def test_parked_session_keeps_its_user(self):
+        d = self.start(relay_extra=dict(park_after=1), debug=True)
+        mark = d.mark()
+        s, st = self.login(d, "alice", "wonderland")
+        with s:
+            self.assertEqual(st, b"\x01\x00")
+            self.connect_echo(s)
+            echo_roundtrip(s, b"before parking")
+            me = local_addr(s)
+            d.wait_log(r"\bpark client=" + re.escape(f"{me[0]}:{me[1]}") + r" hub=\d+", mark, 10)
+            echo_roundtrip(s, b"after parking")
+        f = d.session(me, mark)
+        self.assertEqual((f["user"], f["method"], f.get("parked")), ("alice", "username", "1"), f)
+
     def test_wrong_password(self):
         d = self.start()
         mark = d.mark()
