@@ -10,12 +10,12 @@ SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"
 MAX_FILE_LINES = 800
 MAX_FUNC_LINES = 80
 # Pure wire codecs: no project header but their own, no socket.
-CODECS = ["socks5.c"]
+CODECS = ["socks5.c", "authmsg.c", "siphash.c"]
 # The master's own files; hub.h and worker.h are included for the entry
 # points of the roles they fork, which must not bring the relay along.
 MASTER = ["master.c", "master.h", "children.c", "children.h", "pool.c", "pool.h",
           "hubchan.c", "hubchan.h", "generation.c", "generation.h", "slots.c", "slots.h",
-          "priv.c", "priv.h", "listener.c", "listener.h",
+          "priv.c", "priv.h", "authchan.c", "authchan.h", "listener.c", "listener.h",
           "main.c"]
 RELAY = ["relay.c", "relay.h", "relay_poll.c", "hub_relay.c", "hub_relay.h"]
 RELAY_HEADERS = {"relay.h", "hub_relay.h"}
