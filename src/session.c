@@ -178,8 +178,10 @@ session_userpass(struct session *s)
 
 	while ((st = socks5_parse_userpass(s->in, s->inlen, &up, &used)) ==
 	    SOCKS5_INCOMPLETE)
-		if (session_fill(s) == -1)
+		if (session_fill(s) == -1) {
+			explicit_bzero(s->in, sizeof(s->in));
 			goto done;
+		}
 	if (st == SOCKS5_OK) {
 		session_consume(s, used);
 		memcpy(s->rec.user, up.user, up.ulen);
@@ -189,9 +191,13 @@ session_userpass(struct session *s)
 			rc = session_ask_helper(s, &req, &why, &delay_ms);
 		explicit_bzero(&req, sizeof(req));
 	}
-	if (rc == -1)
+	if (rc == -1) {
+		/* Nothing after a failed login matters, and what is left may
+		 * be a malformed message holding a password. */
+		explicit_bzero(s->in, sizeof(s->in));
+		s->inlen = 0;
 		rc = session_login_failed(s, why, delay_ms);
-	else if ((rc = cmd_send(&s->cmd, out, socks5_write_auth_status(out,
+	} else if ((rc = cmd_send(&s->cmd, out, socks5_write_auth_status(out,
 	    0))) == 0)
 		s->await_reply = true;
 done:
@@ -210,7 +216,7 @@ session_select_method(const struct session *s, const struct socks5_greeting *g)
 	for (int i = 0; i < s->cmd.lc->nmethods; i++) {
 		uint8_t m = s->cmd.lc->methods[i];
 
-		if (s->methods == 0 || (s->methods & (1u << m)))
+		if (s->methods == 0 || (m < 32 && (s->methods & (1u << m))))
 			allowed[n++] = m;
 	}
 	return socks5_select_method(allowed, n, g);
