@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "authc.h"
+#include "fdpass.h"
 #include "io.h"
 
 /* The request with the helper's end of the reply pair, without blocking
@@ -14,27 +15,9 @@ static int
 send_request(int chan, const struct auth_request *req, int fd,
     int64_t deadline)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cb;
-	struct iovec iov = { .iov_base = (void *)req, .iov_len = sizeof(*req) };
-	struct msghdr mh;
-	struct cmsghdr *c;
-
-	memset(&cb, 0, sizeof(cb));
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cb.buf;
-	mh.msg_controllen = sizeof(cb.buf);
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
 	for (;;) {
-		ssize_t n = sendmsg(chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = fdpass_send(chan, req, sizeof(*req), &fd, 1,
+		    MSG_DONTWAIT);
 		int r;
 
 		if (n == (ssize_t)sizeof(*req))

@@ -69,8 +69,8 @@ authchan_close(void)
 	}
 }
 
-static bool
-wants_helpers(const struct config *c)
+bool
+authchan_wanted(const struct config *c)
 {
 	for (size_t i = 0; i < c->nlisteners; i++)
 		for (int j = 0; j < c->listeners[i].nmethods; j++)
@@ -144,7 +144,7 @@ bool
 authchan_maintain(struct generation *g, bool starting)
 {
 	int64_t now = io_now_ms();
-	size_t want = wants_helpers(g->conf) ? (size_t)g->conf->auth.helpers : 0;
+	size_t want = authchan_wanted(g->conf) ? (size_t)g->conf->auth.helpers : 0;
 	int slot;
 
 	if (ac.slots == NULL)

@@ -7,6 +7,7 @@
 #include <stdnoreturn.h>
 
 #include "children.h"
+#include "config.h"
 #include "generation.h"
 
 /* Makes the channel and the helpers' shared memory (once, at start; they
@@ -14,6 +15,8 @@
  * the current one). Without them logins fail, logged. */
 void authchan_open(void);
 void authchan_close(void);
+/* Whether a listener of c offers the username method (helpers run). */
+bool authchan_wanted(const struct config *c);
 /* Keeps auth.helpers helpers of g running while a listener of g offers
  * the username method, a dead one replaced at most once per respawn_ms,
  * and kills one stuck in PAM past auth.timeout. */

@@ -14,10 +14,10 @@
 #include "authd.h"
 #include "authmsg.h"
 #include "authpam.h"
+#include "fdpass.h"
 #include "io.h"
 #include "log.h"
 
-#define AUTHD_MAX_FDS 4		/* fds one request may bring before MSG_CTRUNC */
 
 static volatile sig_atomic_t stopping;
 
@@ -47,43 +47,6 @@ authd_signals(void)
 	sigaction(SIGCHLD, &sa, NULL);	/* PAM modules may fork (pam_exec) */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* One request and the fds it brought (at most AUTHD_MAX_FDS kept). */
-static ssize_t
-authd_recv(int chan, struct auth_request *req, int fds[AUTHD_MAX_FDS],
-    int *nfds, int *flags)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(AUTHD_MAX_FDS * sizeof(int))];
-	} cb;
-	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
-	struct msghdr mh;
-	ssize_t n;
-
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cb.buf;
-	mh.msg_controllen = sizeof(cb.buf);
-	*nfds = 0;
-	n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC);
-	*flags = mh.msg_flags;
-	if (n < 0)
-		return n;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
-	    c = CMSG_NXTHDR(&mh, c)) {
-		size_t k;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k && *nfds < AUTHD_MAX_FDS; i++)
-			memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int),
-			    sizeof(int));
-	}
-	return n;
 }
 
 /* Why the request cannot be served (NULL: it can): its form, and that its
@@ -153,10 +116,11 @@ authd_serve(const struct authd *a)
 {
 	struct auth_request req;
 	struct auth_reply rep;
-	int fds[AUTHD_MAX_FDS], nfds, flags;
+	int fds[FDPASS_MAX], nfds, flags;
 	const char *why;
 	pid_t pid;
-	ssize_t n = authd_recv(a->chan, &req, fds, &nfds, &flags);
+	ssize_t n = fdpass_recv(a->chan, &req, sizeof(req), fds, &nfds, &flags,
+	    0);
 
 	if (n == -1)
 		return errno == EINTR ? 0 : -1;

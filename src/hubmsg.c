@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "hubmsg.h"
 #include "log.h"
 
-#define HUB_MAX_FDS	8	/* fds one message may bring before MSG_CTRUNC */
 
 struct hub_tickets *
 hub_tickets_create(size_t n)
@@ -48,29 +48,10 @@ hub_tickets_give(struct hub_tickets *t)
 static int
 send_with_fds(int chan, const struct hub_msg *msg, int client, int target)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} cb;
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = sizeof(*msg) };
-	struct msghdr mh;
-	struct cmsghdr *c;
 	int fds[2] = { client, target };
-	ssize_t n;
-
-	memset(&cb, 0, sizeof(cb));
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cb.buf;
-	mh.msg_controllen = sizeof(cb.buf);
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(c), fds, sizeof(fds));
 	/* Never wait: a full queue or a missing hub means "keep it". */
-	n = sendmsg(chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ssize_t n = fdpass_send(chan, msg, sizeof(*msg), fds, 2, MSG_DONTWAIT);
+
 	if (n == (ssize_t)sizeof(*msg))
 		return 0;
 	if (n >= 0)
@@ -161,61 +142,23 @@ channel_shut(int chan)
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
 }
 
-/* The fds that came with a message, at most HUB_MAX_FDS (others closed). */
-static int
-collect_fds(struct msghdr *mh, int fds[HUB_MAX_FDS])
-{
-	int nfds = 0;
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL;
-	    c = CMSG_NXTHDR(mh, c)) {
-		size_t k;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (nfds < HUB_MAX_FDS)
-				fds[nfds++] = fd;
-			else
-				close(fd);
-		}
-	}
-	return nfds;
-}
-
 enum hub_recv_result
 hub_recv(int chan, int hub_index, struct hub_tickets *t, struct hub_msg *msg,
     int out[2])
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(HUB_MAX_FDS * sizeof(int))];
-	} cb;
-	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(*msg) };
-	struct msghdr mh;
-	int fds[HUB_MAX_FDS], nfds;
+	int fds[FDPASS_MAX], nfds, flags;
 	const char *why;
-	ssize_t n;
+	ssize_t n = fdpass_recv(chan, msg, sizeof(*msg), fds, &nfds, &flags,
+	    MSG_DONTWAIT);
 
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cb.buf;
-	mh.msg_controllen = sizeof(cb.buf);
-	n = recvmsg(chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n == -1) {
 		if (errno != EAGAIN && errno != EINTR)
 			log_warn("hub %d: recvmsg", hub_index);
 		return HUB_RECV_NONE;
 	}
-	nfds = collect_fds(&mh, fds);
 	if (n == 0 && nfds == 0 && channel_shut(chan))
 		return HUB_RECV_END;
-	if ((why = hub_msg_check(msg, n, mh.msg_flags, fds, nfds)) != NULL) {
+	if ((why = hub_msg_check(msg, n, flags, fds, nfds)) != NULL) {
 		log_warnx("hub %d: bad message from a worker (%s): dropped",
 		    hub_index, why);
 		for (int i = 0; i < nfds; i++)

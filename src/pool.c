@@ -8,6 +8,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "authchan.h"
 #include "pool.h"
 #include "worker.h"
 
@@ -65,7 +66,12 @@ pool_enter(const struct child_start *cs)
 	w.hub_fd = cs->chan_fd;
 	w.hub_tickets = g->nhubs > 0 ?
 	    &g->tickets[(size_t)cs->slot % g->nhubs] : NULL;
+	/* A worker that has no use for the helpers has no way to them. */
 	w.auth_fd = children_kept_fd(KEEP_AUTH_WORKER_END);
+	if (w.auth_fd != -1 && !authchan_wanted(g->conf)) {
+		close(w.auth_fd);
+		w.auth_fd = -1;
+	}
 	w.slot->pid = getpid();
 	worker_main(&w);
 }
