@@ -72,23 +72,12 @@ hub_relay_count(void)
 	return hr.nsessions;
 }
 
-static uint32_t
-to_epoll(unsigned ev)
-{
-	return (ev & RELAY_EV_IN ? EPOLLIN : 0u) |
-	    (ev & RELAY_EV_PRI ? EPOLLPRI : 0u) |
-	    (ev & RELAY_EV_OUT ? EPOLLOUT : 0u);
-}
-
-static unsigned
-from_epoll(uint32_t ev)
-{
-	return (ev & EPOLLIN ? RELAY_EV_IN : 0u) |
-	    (ev & EPOLLPRI ? RELAY_EV_PRI : 0u) |
-	    (ev & EPOLLOUT ? RELAY_EV_OUT : 0u) |
-	    (ev & EPOLLHUP ? RELAY_EV_HUP : 0u) |
-	    (ev & EPOLLERR ? RELAY_EV_ERR : 0u);
-}
+_Static_assert((int)EPOLLIN == (int)RELAY_EV_IN &&
+    (int)EPOLLOUT == (int)RELAY_EV_OUT && (int)EPOLLPRI == (int)RELAY_EV_PRI &&
+    (int)EPOLLHUP == (int)RELAY_EV_HUP && (int)EPOLLERR == (int)RELAY_EV_ERR,
+    "epoll and poll bits differ");
+#define RELAY_EV_ALL (RELAY_EV_IN | RELAY_EV_OUT | RELAY_EV_PRI | \
+    RELAY_EV_HUP | RELAY_EV_ERR)
 
 /* 0, or -1 (errno) when epoll cannot take the socket (ENOMEM, ENOSPC
  * from max_user_watches): that ends one session, not the hub. */
@@ -113,8 +102,8 @@ session_interest(struct hub_session *s)
 {
 	for (int i = 0; i < 2; i++) {
 		struct hub_sock *k = &s->sock[i];
-		uint32_t want = to_epoll(relay_dir_want_src(&s->dir[i]) |
-		    relay_dir_want_dst(&s->dir[1 - i]));
+		uint32_t want = relay_dir_want_src(&s->dir[i]) |
+		    relay_dir_want_dst(&s->dir[1 - i]);
 		int rc = 0;
 
 		if (want == 0 && k->hup) {
@@ -212,7 +201,7 @@ hub_relay_event(struct hub_sock *k, uint32_t events)
 {
 	struct hub_session *s = k->s;
 	int side = (int)(k - s->sock), bad = -1;
-	unsigned ev = from_epoll(events);
+	unsigned ev = events & RELAY_EV_ALL;
 
 	if (s->dead)
 		return;

@@ -7,6 +7,7 @@
 #ifndef SOCKS5D_RELAY_H
 #define SOCKS5D_RELAY_H
 
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,13 +17,15 @@
 
 enum { RELAY_UP = 0, RELAY_DOWN = 1 };	/* client->target, target->client */
 
-/* Readiness, as either driver's wait reports it. */
+/* Readiness, as either driver's wait reports it: poll(2)'s bits, which
+ * epoll(7) shares on Linux (hub_relay.c checks), so neither driver
+ * translates. */
 enum {
-	RELAY_EV_IN = 1,
-	RELAY_EV_OUT = 2,
-	RELAY_EV_PRI = 4,		/* TCP urgent data */
-	RELAY_EV_HUP = 8,
-	RELAY_EV_ERR = 16,
+	RELAY_EV_IN = POLLIN,
+	RELAY_EV_OUT = POLLOUT,
+	RELAY_EV_PRI = POLLPRI,		/* TCP urgent data */
+	RELAY_EV_HUP = POLLHUP,
+	RELAY_EV_ERR = POLLERR,
 };
 
 /* Pipes (splice mode) and buffers (copy mode, or no pipe to be had) that

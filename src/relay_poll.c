@@ -20,23 +20,6 @@ struct run {
 	int64_t last, next_park;
 };
 
-static short
-to_poll(unsigned ev)
-{
-	return (short)((ev & RELAY_EV_IN ? POLLIN : 0) |
-	    (ev & RELAY_EV_PRI ? POLLPRI : 0) | (ev & RELAY_EV_OUT ? POLLOUT : 0));
-}
-
-static unsigned
-from_poll(short rev)
-{
-	return (rev & POLLIN ? RELAY_EV_IN : 0u) |
-	    (rev & POLLPRI ? RELAY_EV_PRI : 0u) |
-	    (rev & POLLOUT ? RELAY_EV_OUT : 0u) |
-	    (rev & POLLHUP ? RELAY_EV_HUP : 0u) |
-	    (rev & POLLERR ? RELAY_EV_ERR : 0u);
-}
-
 /* What side waits for: poll only what a direction could not just try. */
 static short
 side_events(const struct run *r, int side)
@@ -48,7 +31,7 @@ side_events(const struct run *r, int side)
 		ev |= relay_dir_want_src(rd);
 	if (!wr->wr_ready)
 		ev |= relay_dir_want_dst(wr);
-	return to_poll(ev);
+	return (short)ev;
 }
 
 /* Both directions, as far as they go without waiting: -1 on an error,
@@ -166,11 +149,11 @@ run_wait(struct run *r, int timeout)
 		return 0;
 	if (run_unpolled(r, pfd) == -1)
 		return -1;
-	relay_dir_events(&r->dirs[RELAY_UP], from_poll(pfd[SIDE_CLIENT].revents),
-	    from_poll(pfd[SIDE_TARGET].revents));
+	relay_dir_events(&r->dirs[RELAY_UP], (unsigned short)pfd[SIDE_CLIENT].revents,
+	    (unsigned short)pfd[SIDE_TARGET].revents);
 	relay_dir_events(&r->dirs[RELAY_DOWN],
-	    from_poll(pfd[SIDE_TARGET].revents),
-	    from_poll(pfd[SIDE_CLIENT].revents));
+	    (unsigned short)pfd[SIDE_TARGET].revents,
+	    (unsigned short)pfd[SIDE_CLIENT].revents);
 	return 0;
 }
 
