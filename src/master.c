@@ -186,6 +186,18 @@ master_stop(int sig)
 		master_release(g, true);
 }
 
+/* SIGUSR1: one line of what the daemon is doing, for the log. */
+static void
+master_status(void)
+{
+	struct generation *g = generation_current();
+
+	log_info("status generation=%u workers=%zu idle=%d hubs=%zu "
+	    "helpers=%zu stopping=%d", g->id, children_count(ROLE_WORKER),
+	    atomic_load(&g->sb->idle), children_count(ROLE_HUB),
+	    children_count(ROLE_AUTH), m.stopping ? 1 : 0);
+}
+
 static void
 master_signals(void)
 {
@@ -206,6 +218,9 @@ master_signals(void)
 		case SIGINT:
 			master_stop((int)si.ssi_signo);
 			break;
+		case SIGUSR1:
+			master_status();
+			break;
 		}
 	}
 	if (n == -1 && errno != EAGAIN)
@@ -219,9 +234,16 @@ master_setup(void)
 	struct sigaction sa;
 	int p[2];
 
+	/* Signals a daemon does not act on are ignored, never fatal: an
+	 * administrator's stray SIGUSR2 (haproxy's reload) must not end every
+	 * session. Children inherit this and set their own handlers. */
+	static const int ignored[] = { SIGPIPE, SIGUSR2, SIGALRM, SIGVTALRM,
+	    SIGPROF, SIGIO, SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ };
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		sigaction(ignored[i], &sa, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGHUP);
@@ -230,7 +252,6 @@ master_setup(void)
 	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
 		fatal("sigprocmask");
-	sigdelset(&set, SIGUSR1);
 	m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m.sigfd == -1)
 		fatal("signalfd");

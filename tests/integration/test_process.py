@@ -447,6 +447,31 @@ class ProcessBase(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
 
 
+    def test_stray_signals_leave_every_session_alive(self):
+        """SIGUSR2 (an haproxy administrator's habit), SIGALRM and SIGTSTP
+        are ignored by every process; SIGUSR1 logs one status line."""
+        d = self.start()
+        c, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with c:
+            echo_roundtrip(c, b"before")
+            mark = d.mark()
+            worker = d.worker_for(c)
+            self.assertIsNotNone(worker)
+            for sig in (signal.SIGUSR2, signal.SIGALRM, signal.SIGTSTP):
+                d.signal(sig)
+                os.kill(worker, sig)
+            d.signal(signal.SIGUSR1)
+            line = d.wait_log(r"\bstatus generation=1 workers=\d+ idle=\d+ hubs=\d+ "
+                              r"helpers=0 stopping=0$", mark, 10)
+            echo_roundtrip(c, b"after")
+            self.assertTrue(d.alive())
+            self.assertEqual((proc_stat(worker) or ("gone",))[0] in ("S", "R"), True,
+                             proc_stat(worker))
+            self.assertIn(worker, d.workers_pids())
+        self.assertNotIn("worker-exit", d.text(mark))
+        self.assertEqual(d.stop(), 0)
+
+
 class ProcessSplice(ProcessBase):
     relay = "splice"
 
