@@ -1,4 +1,5 @@
 /* main.c: command line, configuration check, start of the master. */
+#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,12 +20,13 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: socks5d [-f file] [-t] [-F] [-d] [-v]\n"
-	    "  -f file  configuration file (default " DEFAULT_CONFIG ")\n"
-	    "  -t       check the configuration and exit\n"
-	    "  -F       stay in the foreground, log to stderr too\n"
-	    "  -d       log at debug level\n"
-	    "  -v       print the version and exit\n");
+	    "usage: socks5d [-f file] [-t] [-F] [-d] [-v] [-h]\n"
+	    "  -f, --config file  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -t, --test         check the configuration and exit\n"
+	    "  -F, --foreground   stay in the foreground, log to stderr too\n"
+	    "  -d, --debug        log at debug level\n"
+	    "  -v, --version      print the version and exit\n"
+	    "  -h, --help         print this help and exit\n");
 }
 
 /* Loads path; errors and warnings go to stderr and, unless only checking,
@@ -56,7 +58,17 @@ main(int argc, char *argv[])
 	struct config *conf;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "f:tFdvh")) != -1) {
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'f' },
+		{ "test", no_argument, NULL, 't' },
+		{ "foreground", no_argument, NULL, 'F' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((ch = getopt_long(argc, argv, "f:tFdvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			path = optarg;

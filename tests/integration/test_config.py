@@ -127,6 +127,24 @@ class ConfigCheck(ConfigBase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout + r.stderr, r"\d+\.\d+")
 
+    def test_long_options(self):
+        r = run_daemon_cmd(["--version"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^socks5d \d+\.\d+")
+        r = run_daemon_cmd(["--help"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for opt in ("--config", "--test", "--foreground", "--debug", "--version", "--help"):
+            self.assertIn(opt, r.stdout)
+        r = run_daemon_cmd(["--no-such-option"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage:", r.stderr)
+        path = self.write("\n".join(LINES) + "\n")
+        for argv in (["--test", "--config", path], ["--test", f"--config={path}"],
+                     ["-t", "-f", path]):
+            r = run_daemon_cmd(argv)
+            self.assertEqual(r.returncode, 0, (argv, r.stderr))
+            self.assertIn(f"{path}: configuration OK", r.stderr, argv)
+
 
 @needs_socks5d
 class ConfigFileChecks(ConfigBase):
