@@ -7,6 +7,23 @@
 #include "io.h"
 #include "log.h"
 
+struct rules_query
+cmd_query(const struct cmd_ctx *c, uint8_t cmd)
+{
+	const struct audit_record *r = c->rec;
+
+	return (struct rules_query){
+		.client = (const struct sockaddr *)&r->client,
+		.listener = (int)c->listener,
+		.method = r->method < 0 ? SOCKS5_METHOD_NONE : (uint8_t)r->method,
+		.user = r->user_len > 0 ? r->user : NULL,
+		.user_len = r->user_len,
+		.gids = c->gids,
+		.ngids = c->ngids,
+		.cmd = cmd,
+	};
+}
+
 int
 cmd_send(struct cmd_ctx *c, const uint8_t *buf, size_t len)
 {

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "hubmsg.h"
 #include "relay.h"
+#include "rules.h"
 #include "socks5.h"
 
 /* The worker's resources a session may use, set up once per worker. */
@@ -36,11 +37,19 @@ struct cmd_ctx {
 	struct audit_record *rec;	/* fill as the command goes */
 	const uint8_t *pending;		/* client bytes after the request */
 	size_t npending;
+	size_t listener;		/* index of lc in conf->listeners */
+	const uint32_t *gids;		/* the logged-in user's groups */
+	size_t ngids;
 };
 
 /* A command: runs to the end of the session, filling c->rec (rep, end,
  * target, bytes). The session logs the record and closes the sockets. */
 typedef void (*cmd_run_fn)(struct cmd_ctx *c, const struct socks5_request *req);
+
+/* What the rules know of this session for a request of cmd: client,
+ * listener, method, user and groups. The command adds the destination
+ * (dst_name, dst, port) before it asks. */
+struct rules_query cmd_query(const struct cmd_ctx *c, uint8_t cmd);
 
 /* Sends bytes to the client within the deadline: 0, or -1 with rec->end
  * set (client, timeout or shutdown). */

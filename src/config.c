@@ -249,7 +249,7 @@ static void
 parse_timeouts(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "negotiate", "connect", "idle",
-	    "shutdown", NULL };
+	    "shutdown", "bind", "udp", NULL };
 	config_setting_t *g = parse_get_group(p, root, "timeouts");
 	struct config *c = p->conf;
 
@@ -260,6 +260,8 @@ parse_timeouts(struct parse *p, const config_setting_t *root)
 	parse_get_int(p, g, "timeouts", "connect", 1, 3600, &c->timeouts.connect);
 	parse_get_int(p, g, "timeouts", "idle", 1, 7 * 86400, &c->timeouts.idle);
 	parse_get_int(p, g, "timeouts", "shutdown", 0, 86400, &c->timeouts.shutdown);
+	parse_get_int(p, g, "timeouts", "bind", 1, 3600, &c->timeouts.bind);
+	parse_get_int(p, g, "timeouts", "udp", 1, 7 * 86400, &c->timeouts.udp);
 }
 
 static void
@@ -416,6 +418,8 @@ set_defaults(struct config *c)
 	c->timeouts.connect = 10;
 	c->timeouts.idle = 3600;
 	c->timeouts.shutdown = 10;
+	c->timeouts.bind = 60;
+	c->timeouts.udp = 300;
 	c->log.facility = LOG_DAEMON;
 	c->log.level = LOG_INFO;
 	c->relay.mode = RELAY_SPLICE;

@@ -38,6 +38,8 @@ struct config {
 	} workers;
 	struct {
 		int negotiate, connect, idle, shutdown;
+		int bind;		/* BIND: waiting for the peer */
+		int udp;		/* UDP ASSOCIATE: silence that ends it */
 	} timeouts;
 	struct {
 		int facility, level;

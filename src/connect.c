@@ -147,15 +147,14 @@ fail:
 static uint8_t
 connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 {
-	const struct sockaddr *peer = (const struct sockaddr *)&c->rec->client;
 	struct sockaddr_storage addrs[CONNECT_MAX_ADDRS];
 	int n, err, last_err = 0;
 	bool allowed = false;
 	struct verdict v;
 	int64_t deadline;
-	struct rules_query q = { .client = peer, .cmd = req->cmd,
-	    .port = req->dst.port };
+	struct rules_query q = cmd_query(c, req->cmd);
 
+	q.port = req->dst.port;
 	/* No lookup for a client whose request no rule could let through:
 	 * the proxy is not a name oracle for clients it refuses. */
 	v = rules_may_pass(&c->conf->rules, &q);

@@ -48,9 +48,11 @@ struct rules_query {
 	const struct sockaddr *client;	/* the client's address */
 	int listener;			/* index of the listener it came in on */
 	uint8_t method;			/* negotiated SOCKS5_METHOD_x */
-	const char *user;		/* authenticated user, or NULL */
-	const char *const *groups;	/* the user's groups (ngroups may be 0) */
-	size_t ngroups;
+	const uint8_t *user;		/* authenticated user (raw RFC 1929
+					 * bytes), or NULL */
+	size_t user_len;
+	const uint32_t *gids;		/* the user's groups (ngids may be 0) */
+	size_t ngids;
 	uint8_t cmd;			/* SOCKS5_CMD_x of the request */
 	const char *dst_name;		/* the name asked for, or NULL */
 	const struct sockaddr *dst;	/* a resolved or literal destination */

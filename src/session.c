@@ -141,6 +141,7 @@ session_ask_helper(struct session *s, struct auth_request *req,
 		return -1;
 	}
 	s->ngids = rep.ngroups;
+	s->cmd.ngids = rep.ngroups;
 	memcpy(s->gids, rep.gids, rep.ngroups * sizeof(rep.gids[0]));
 	s->rec.ngroups = (uint16_t)rep.ngroups;
 	return 0;
@@ -357,6 +358,8 @@ session_setup(struct session *s, struct worker *w, int fd,
 	s->cmd.fd = fd;
 	s->cmd.target = -1;
 	s->cmd.rec = &s->rec;
+	s->cmd.listener = li;
+	s->cmd.gids = s->gids;
 	audit_begin(&s->rec, peer, &s->cmd.lc->addr, io_now_ms());
 	s->cmd.deadline = s->rec.start_ms +
 	    (int64_t)w->conf->timeouts.negotiate * 1000;

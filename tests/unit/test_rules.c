@@ -265,10 +265,10 @@ END_TEST
 START_TEST(unused_query_fields)
 {
 	struct fixture f = { 0 };
-	const char *groups[] = { "staff" };
+	static const uint32_t gids[] = { 50 };
 	struct rules_query q = { .client = sa("127.0.0.1", 1), .listener = 3,
-	    .method = SOCKS5_METHOD_NONE, .user = "alice", .groups = groups,
-	    .ngroups = 1, .cmd = SOCKS5_CMD_CONNECT, .dst_name = "example.org",
+	    .method = SOCKS5_METHOD_NONE, .user = (const uint8_t *)"alice",
+	    .user_len = 5, .gids = gids, .ngids = 1, .cmd = SOCKS5_CMD_CONNECT, .dst_name = "example.org",
 	    .dst = sa("::1", 80), .port = 80 };
 
 	add_ports(add(&f, RULE_PASS), 80, 80);
