@@ -69,6 +69,12 @@ bool config_number_get(const struct config_numbers *nums,
 bool config_include_check(struct parse *p);
 
 /* config_listeners.c and config_rules.c */
+/* A port (integer) or range ("lo-hi" string) setting into *out; false
+ * (after an error naming it) if bad. Used by rule `ports` and by the port
+ * ranges of commands. */
+bool parse_port(struct parse *p, const config_setting_t *e,
+    struct port_range *out);
+
 void parse_listeners(struct parse *p, const config_setting_t *root);
 void parse_external(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,

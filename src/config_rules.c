@@ -48,8 +48,7 @@ port_text(const char *v, long *lo, long *hi)
 	return errno == 0;
 }
 
-/* One element of `ports` into *out; false (after an error) if bad. */
-static bool
+bool
 parse_port(struct parse *p, const config_setting_t *e, struct port_range *out)
 {
 	const char *v = config_setting_get_string(e);

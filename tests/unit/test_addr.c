@@ -1,11 +1,15 @@
 /* test_addr.c: unit tests for address parsing, formatting and CIDR matching (src/addr.c). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <check.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "addr.h"
+#include "portbind.h"
 
 /* Parses text that the test knows is a valid address; fails the test if not. */
 static struct sockaddr_storage
@@ -317,6 +321,39 @@ START_TEST(format_short_buffer)
 }
 END_TEST
 
+/* portbind: a port of the range, EADDRINUSE when every one is taken. */
+static int
+bound_port(int fd)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	return ntohs(sin.sin_port);
+}
+
+START_TEST(portbind_range)
+{
+	struct sockaddr_in lo = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fds[2] = { socket(AF_INET, SOCK_DGRAM, 0),
+	    socket(AF_INET, SOCK_DGRAM, 0) };
+	struct port_range r;
+
+	/* A free port, found by the kernel, as a range of one. */
+	ck_assert_int_eq(portbind(fds[0], (struct sockaddr *)&lo, NULL), 0);
+	r.lo = r.hi = (uint16_t)bound_port(fds[0]);
+	ck_assert_int_eq(portbind(fds[1], (struct sockaddr *)&lo, &r),
+	    EADDRINUSE);
+	close(fds[0]);
+	fds[0] = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_eq(portbind(fds[0], (struct sockaddr *)&lo, &r), 0);
+	ck_assert_int_eq(bound_port(fds[0]), r.lo);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 static Suite *
 addr_suite(void)
 {
@@ -351,6 +388,10 @@ addr_suite(void)
 	tcase_add_test(tc, format_ipv6);
 	tcase_add_test(tc, format_longest_fits);
 	tcase_add_test(tc, format_short_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("portbind");
+	tcase_add_test(tc, portbind_range);
 	suite_add_tcase(s, tc);
 
 	return s;
