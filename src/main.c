@@ -20,8 +20,9 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: socks5d [-f file] [-t] [-F] [-d] [-v] [-h]\n"
+	    "usage: socks5d [-f file] [-p pidfile] [-t] [-F] [-d] [-v] [-h]\n"
 	    "  -f, --config file  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -p, --pidfile file write the master's pid there (locked while it runs)\n"
 	    "  -t, --test         check the configuration and exit\n"
 	    "  -F, --foreground   stay in the foreground, log to stderr too\n"
 	    "  -d, --debug        log at debug level\n"
@@ -52,7 +53,7 @@ load(const char *path, bool check_only)
 int
 main(int argc, char *argv[])
 {
-	const char *path = DEFAULT_CONFIG;
+	const char *path = DEFAULT_CONFIG, *pidfile = NULL;
 	char abspath[PATH_MAX];
 	bool check = false, foreground = false, debug = false;
 	struct config *conf;
@@ -60,6 +61,7 @@ main(int argc, char *argv[])
 
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'f' },
+		{ "pidfile", required_argument, NULL, 'p' },
 		{ "test", no_argument, NULL, 't' },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "debug", no_argument, NULL, 'd' },
@@ -68,10 +70,13 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((ch = getopt_long(argc, argv, "f:tFdvh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:p:tFdvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			path = optarg;
+			break;
+		case 'p':
+			pidfile = optarg;
 			break;
 		case 't':
 			check = true;
@@ -121,5 +126,6 @@ main(int argc, char *argv[])
 	if (!priv_init() && getuid() != conf->uid)
 		log_notice("not started as root: workers keep uid %u instead of user %s",
 		    (unsigned)getuid(), conf->user);
-	return master_run(conf, foreground, debug);
+	return master_run(conf, &(struct master_opts){ .foreground = foreground,
+	    .debug = debug, .pidfile = pidfile });
 }

@@ -18,6 +18,8 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
+#include "pidfile.h"
 #include "pool.h"
 #include "priv.h"
 
@@ -70,7 +72,7 @@ static const struct role roles[ROLE_COUNT] = {
 static struct {
 	struct listen_set listeners;
 	int sigfd, notify_rd, notify_wr;
-	bool stopping, killed;
+	bool stopping, killed, ready;
 	int64_t stop_deadline;
 	bool debug;
 } m;
@@ -130,6 +132,7 @@ master_reload(void)
 	struct config *conf;
 	struct diag d = DIAG_INIT;
 
+	notify_reloading();
 	conf = config_load(path, &d);
 	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
 	    &d) == -1) {
@@ -145,6 +148,7 @@ master_reload(void)
 		}
 		log_warnx("reload-failed config=%s: still serving generation %u",
 		    path, old->id);
+		notify_ready();
 		return;
 	}
 	/* Children forked from here on inherit the new log settings. */
@@ -161,6 +165,7 @@ master_reload(void)
 	 * handled, hubs first (table order). */
 	log_info("reload generation=%u config=%s", g->id, path);
 	master_collect(false);
+	notify_ready();
 }
 
 static void
@@ -171,6 +176,7 @@ master_stop(int sig)
 	if (m.stopping)
 		return;
 	m.stopping = true;
+	notify_stopping();
 	/* Workers end their sessions when their own grace runs out and log
 	 * them; the master's deadline, a little later, is the backstop. */
 	shutdown_ms = (int64_t)generation_current()->conf->timeouts.shutdown *
@@ -184,6 +190,28 @@ master_stop(int sig)
 	for (struct generation *g = generation_first(); g != NULL;
 	    g = generation_next(g))
 		master_release(g, true);
+}
+
+/* READY=1 once a worker of the first generation accepts (the listeners
+ * are open before any is forked); then the live counts for systemctl
+ * status, each tick. */
+static void
+master_notify(void)
+{
+	struct generation *g = generation_current();
+	int idle = atomic_load(&g->sb->idle);
+	char text[200];
+
+	if (!m.ready && idle > 0) {
+		m.ready = true;
+		notify_ready();
+	}
+	snprintf(text, sizeof(text),
+	    "generation %u: %zu workers (%zu busy), %zu hubs, %zu auth helpers",
+	    g->id, children_count(ROLE_WORKER),
+	    scoreboard_count(g->sb, SB_BUSY), children_count(ROLE_HUB),
+	    children_count(ROLE_AUTH));
+	notify_status(text);
 }
 
 /* SIGUSR1: one line of what the daemon is doing, for the log. */
@@ -330,7 +358,7 @@ master_finish_stop(void)
 }
 
 int
-master_run(struct config *conf, bool foreground, bool debug)
+master_run(struct config *conf, const struct master_opts *opts)
 {
 	struct listen_set none = { NULL, 0 };
 	struct diag d = DIAG_INIT;
@@ -338,7 +366,7 @@ master_run(struct config *conf, bool foreground, bool debug)
 	bool fast = false;
 	int rc;
 
-	m.debug = debug;
+	m.debug = opts->debug;
 	rc = listener_set_build(&none, conf, &m.listeners, &d);
 	diag_log(&d);
 	diag_free(&d);
@@ -346,8 +374,15 @@ master_run(struct config *conf, bool foreground, bool debug)
 		config_free(conf);
 		return 1;
 	}
-	if (!foreground && daemon(0, 0) == -1)
+	if (opts->pidfile != NULL && pidfile_open(opts->pidfile) == -1) {
+		listener_set_close(&m.listeners);
+		config_free(conf);
+		return 1;
+	}
+	if (!opts->foreground && daemon(0, 0) == -1)
 		fatal("daemon");
+	if (pidfile_write() == -1)
+		fatalx("cannot start");
 	master_setup();
 	if ((g = master_generation_new(conf, &m.listeners)) == NULL)
 		fatalx("cannot start");
@@ -356,12 +391,15 @@ master_run(struct config *conf, bool foreground, bool debug)
 	log_start();
 	while (!m.stopping || children_total() > 0) {
 		master_wait(fast);
-		if (m.stopping)
+		if (m.stopping) {
 			master_finish_stop();
-		else
+		} else {
 			fast = master_maintain(false);
+			master_notify();
+		}
 	}
 	log_info("exit");
+	pidfile_remove();
 	master_collect(true);
 	authchan_close();
 	children_free();

@@ -245,7 +245,7 @@ class Daemon:
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
                  level="info", extra_listeners=(), debug=False, relay_extra=None,
-                 extra="", rules=None, env=None, clients=None):
+                 extra="", rules=None, env=None, clients=None, args=()):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
@@ -257,6 +257,7 @@ class Daemon:
         self.clients = clients  # the clients list, or None for the default
         self.extra_listeners = list(extra_listeners)
         self.env = dict(env or {})  # more environment, e.g. pam_wrapper's
+        self.args = list(args)  # more command-line arguments, e.g. -p FILE
         self.proc = None
         self.lines = []
         self.cond = threading.Condition()
@@ -294,7 +295,7 @@ class Daemon:
             argv = [DAEMON, "-i", "127.0.0.1", "-p", str(self.port)]
         else:
             self.write_config()
-            argv = [DAEMON, "-F", "-f", self.conf] + (["-d"] if self.debug else [])
+            argv = [DAEMON, "-F", "-f", self.conf] + (["-d"] if self.debug else []) + self.args
         # start_new_session: the master leads its own session, so every
         # process it forks can be found by session id even after it dies.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
