@@ -384,7 +384,6 @@ parse_auth(struct parse *p, const config_setting_t *root)
 			fatal("strdup");
 		else {
 			free(c->auth.pam_service);
-	free_cache_watch(c);
 			c->auth.pam_service = (char *)v;
 		}
 	}
@@ -435,6 +434,8 @@ set_defaults(struct config *c)
 	c->auth.timeout = 10;
 	c->auth.cache_ttl = 0;
 	default_cache_watch(c);
+	if ((c->control_socket = strdup(config_control_default())) == NULL)
+		fatal("strdup");
 }
 
 static void
@@ -442,7 +443,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
 	    "log", "relay", "auth", "listeners", "external", "clients", "rules",
-	    NULL };
+	    "control", NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
@@ -453,6 +454,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_log(p, root);
 	parse_relay(p, root);
 	parse_auth(p, root);
+	parse_control(p, root);
 	if (p->d->nerrors == before)
 		check_limits(p, root);
 	parse_listeners(p, root);
@@ -552,6 +554,7 @@ config_free(struct config *c)
 	free(c->listeners);
 	free(c->user);
 	free(c->auth.pam_service);
+	free(c->control_socket);
 	free_cache_watch(c);
 	free(c->path);
 	free(c);

@@ -59,6 +59,7 @@ struct config {
 		char *cache_watch[8];	/* files whose change empties the cache */
 		size_t ncache_watch;
 	} auth;
+	char *control_socket;		/* control.socket; "": none */
 	struct listener_conf *listeners;
 	size_t nlisteners;
 	struct sockaddr_storage external4, external6;
@@ -72,5 +73,10 @@ struct config {
  * it is about. Returns the config if no error was added, else NULL. */
 struct config *config_load(const char *path, struct diag *d);
 void config_free(struct config *conf);
+/* control.socket's default path. */
+const char *config_control_default(void);
+/* control.socket as written in path, without validating the rest (the
+ * default when the file cannot be read or parsed, or does not say). */
+char *config_control_socket(const char *path);
 
 #endif

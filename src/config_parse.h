@@ -75,6 +75,9 @@ bool config_include_check(struct parse *p);
 bool parse_port(struct parse *p, const config_setting_t *e,
     struct port_range *out);
 
+/* config_control.c */
+void parse_control(struct parse *p, const config_setting_t *root);
+
 void parse_listeners(struct parse *p, const config_setting_t *root);
 void parse_external(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,

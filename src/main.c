@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "diag.h"
 #include "listener.h"
 #include "log.h"
@@ -21,13 +22,20 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: socks5d [-f file] [-p pidfile] [-t] [-F] [-d] [-v] [-h]\n"
+	    "       socks5d [-f file | -S socket] status [--metrics]\n"
+	    "       socks5d [-f file | -S socket] reload\n"
 	    "  -f, --config file  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -p, --pidfile file write the master's pid there (locked while it runs)\n"
+	    "  -S, --control socket  the control socket for status and reload\n"
+	    "                     (default: control.socket of the file)\n"
 	    "  -t, --test         check the configuration and exit\n"
 	    "  -F, --foreground   stay in the foreground, log to stderr too\n"
 	    "  -d, --debug        log at debug level\n"
 	    "  -v, --version      print the version and exit\n"
-	    "  -h, --help         print this help and exit\n");
+	    "  -h, --help         print this help and exit\n"
+	    "  status             what the running daemon does (its control socket)\n"
+	    "  status --metrics   the same, as Prometheus text\n"
+	    "  reload             reload the running daemon and wait for the result\n");
 }
 
 /* Loads path; errors and warnings go to stderr and, unless only checking,
@@ -50,10 +58,50 @@ load(const char *path, bool check_only)
 	return conf;
 }
 
+/* `socks5d status [--metrics]` and `socks5d reload`: asks the running
+ * daemon through the control socket named in path. */
+static int
+client_command(const char *path, const char *control, int argc,
+    char *argv[])
+{
+	const char *request = NULL;
+	char *socket_path;
+	int rc;
+
+	if (strcmp(argv[0], "status") == 0 && argc == 1)
+		request = "status";
+	else if (strcmp(argv[0], "status") == 0 && argc == 2 &&
+	    strcmp(argv[1], "--metrics") == 0)
+		request = "metrics";
+	else if (strcmp(argv[0], "reload") == 0 && argc == 1)
+		request = "reload";
+	if (request == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (control != NULL) {
+		if ((socket_path = strdup(control)) == NULL) {
+			perror("socks5d: strdup");
+			return 1;
+		}
+	} else {
+		socket_path = config_control_socket(path);
+	}
+	if (socket_path[0] == '\0') {
+		fprintf(stderr, "socks5d: %s: control.socket is \"\": no control socket\n",
+		    path);
+		free(socket_path);
+		return 1;
+	}
+	rc = control_request(socket_path, request, stdout);
+	free(socket_path);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
-	const char *path = DEFAULT_CONFIG, *pidfile = NULL;
+	const char *path = DEFAULT_CONFIG, *pidfile = NULL, *control = NULL;
 	char abspath[PATH_MAX];
 	bool check = false, foreground = false, debug = false;
 	struct config *conf;
@@ -62,6 +110,7 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'f' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "control", required_argument, NULL, 'S' },
 		{ "test", no_argument, NULL, 't' },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "debug", no_argument, NULL, 'd' },
@@ -70,13 +119,16 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((ch = getopt_long(argc, argv, "f:p:tFdvh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+f:p:S:tFdvh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			path = optarg;
 			break;
 		case 'p':
 			pidfile = optarg;
+			break;
+		case 'S':
+			control = optarg;
 			break;
 		case 't':
 			check = true;
@@ -98,10 +150,9 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc)
+		return client_command(path, control, argc - optind,
+		    argv + optind);
 	/* The daemon changes to / and reloads from this path later. */
 	if (!check && realpath(path, abspath) != NULL)
 		path = abspath;

@@ -11,6 +11,7 @@
 
 #include "authchan.h"
 #include "children.h"
+#include "control.h"
 #include "diag.h"
 #include "generation.h"
 #include "hubchan.h"
@@ -22,6 +23,8 @@
 #include "pidfile.h"
 #include "pool.h"
 #include "priv.h"
+#include "stats.h"
+#include "status.h"
 
 #define TICK_MS 1000
 #define FAST_TICK_MS 100
@@ -122,8 +125,10 @@ master_collect(bool all)
 	}
 }
 
-static void
-master_reload(void)
+/* SIGHUP, or `socks5d reload` (report: what to tell it, else NULL).
+ * Returns whether the new configuration was taken. */
+static bool
+master_reload(FILE *report)
 {
 	struct generation *old = generation_current();
 	const char *path = old->conf->path;
@@ -140,6 +145,8 @@ master_reload(void)
 		conf = NULL;
 	}
 	diag_log(&d);
+	if (report != NULL)
+		diag_print(&d, report);
 	diag_free(&d);
 	if (conf == NULL || (g = master_generation_new(conf, &next)) == NULL) {
 		if (conf != NULL) {
@@ -148,8 +155,11 @@ master_reload(void)
 		}
 		log_warnx("reload-failed config=%s: still serving generation %u",
 		    path, old->id);
+		if (report != NULL)
+			fprintf(report, "reload-failed config=%s: still serving generation %u\n",
+			    path, old->id);
 		notify_ready();
-		return;
+		return false;
 	}
 	/* Children forked from here on inherit the new log settings. */
 	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
@@ -164,8 +174,12 @@ master_reload(void)
 	/* The loop tops the new generation up as soon as the signals are
 	 * handled, hubs first (table order). */
 	log_info("reload generation=%u config=%s", g->id, path);
+	if (report != NULL)
+		fprintf(report, "reload generation=%u config=%s\n", g->id, path);
+	control_listen(conf->control_socket);
 	master_collect(false);
 	notify_ready();
+	return true;
 }
 
 static void
@@ -226,6 +240,30 @@ master_status(void)
 	    children_count(ROLE_AUTH), m.stopping ? 1 : 0);
 }
 
+static bool
+control_reload(FILE *out)
+{
+	if (m.stopping) {
+		fprintf(out, "stopping: no reload\n");
+		return false;
+	}
+	return master_reload(out);
+}
+
+static void
+control_status(FILE *out, bool metrics)
+{
+	if (metrics)
+		status_write_metrics(out, m.stopping);
+	else
+		status_write(out, m.stopping);
+}
+
+static const struct control_ops control_ops = {
+	.reload = control_reload,
+	.status = control_status,
+};
+
 static void
 master_signals(void)
 {
@@ -240,7 +278,7 @@ master_signals(void)
 			break;
 		case SIGHUP:
 			if (!m.stopping)
-				master_reload();
+				(void)master_reload(NULL);
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -287,6 +325,7 @@ master_setup(void)
 		fatal("pipe2");
 	m.notify_rd = p[0];
 	m.notify_wr = p[1];
+	stats_init();
 	children_init(roles, &(struct children_env){
 	    .sigfd = m.sigfd, .notify_rd = m.notify_rd,
 	    .notify_wr = m.notify_wr, .listeners = &m.listeners });
@@ -325,9 +364,10 @@ log_start(void)
 static void
 master_wait(bool fast)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = m.sigfd, .events = POLLIN },
 		{ .fd = m.notify_rd, .events = POLLIN },
+		{ .fd = control_fd(), .events = POLLIN },
 	};
 	int timeout = fast ? FAST_TICK_MS : TICK_MS;
 
@@ -337,12 +377,14 @@ master_wait(bool fast)
 		timeout = left < FAST_TICK_MS ? FAST_TICK_MS :
 		    left < TICK_MS ? (int)left : TICK_MS;
 	}
-	if (poll(pfd, 2, timeout) == -1 && errno != EINTR)
+	if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
 		fatal("poll");
 	if (pfd[1].revents & POLLIN)
 		drain_notify();
 	if (pfd[0].revents & POLLIN)
 		master_signals();
+	if ((pfd[2].revents & POLLIN) && control_fd() != -1)
+		control_serve(&control_ops);
 }
 
 static void
@@ -387,6 +429,7 @@ master_run(struct config *conf, const struct master_opts *opts)
 	if ((g = master_generation_new(conf, &m.listeners)) == NULL)
 		fatalx("cannot start");
 	generation_install(g);
+	control_listen(conf->control_socket);
 	(void)master_maintain(true);
 	log_start();
 	while (!m.stopping || children_total() > 0) {
@@ -399,6 +442,7 @@ master_run(struct config *conf, const struct master_opts *opts)
 		}
 	}
 	log_info("exit");
+	control_close();
 	pidfile_remove();
 	master_collect(true);
 	authchan_close();

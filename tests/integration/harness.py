@@ -201,10 +201,12 @@ DEFAULT_TIMEOUTS = dict(negotiate=10, connect=10, idle=600, shutdown=5)
 
 
 def config_text(listeners, relay="splice", workers=None, timeouts=None,
-                level="info", extra="", relay_extra=None, rules=None, clients=None):
+                level="info", extra="", relay_extra=None, rules=None, clients=None,
+                control=None):
     """A socks5d config (libconfig syntax). listeners: dicts with address,
     port and optionally v6only/methods. relay_extra: more relay settings,
-    e.g. dict(park_after=1)."""
+    e.g. dict(park_after=1). control: the control socket's path (None:
+    the built-in default)."""
     w = dict(DEFAULT_WORKERS, **(workers or {}))
     t = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
     ls = []
@@ -226,6 +228,7 @@ def config_text(listeners, relay="splice", workers=None, timeouts=None,
         + (clients if clients is not None else
            'clients = ( { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; } );\n')
         + (rules if rules is not None else 'rules = ( { action = "pass"; } );\n')
+        + (f'control = {{ socket = "{control}"; }};\n' if control is not None else "")
         + extra)
 
 
@@ -258,6 +261,7 @@ class Daemon:
         self.extra_listeners = list(extra_listeners)
         self.env = dict(env or {})  # more environment, e.g. pam_wrapper's
         self.args = list(args)  # more command-line arguments, e.g. -p FILE
+        self.control_path = os.path.join(self.tmp, "control")  # its own
         self.proc = None
         self.lines = []
         self.cond = threading.Condition()
@@ -275,7 +279,8 @@ class Daemon:
         kw = dict(relay=self.relay, workers=self.workers,
                   timeouts=self.timeouts, level=self.level,
                   relay_extra=self.relay_extra, extra=self.extra,
-                  rules=self.rules, clients=self.clients)
+                  rules=self.rules, clients=self.clients,
+                  control=self.control_path)
         kw.update(over)
         listeners = kw.pop("listeners", None) or self.listeners()
         return config_text(listeners, **kw)
@@ -286,6 +291,13 @@ class Daemon:
         with open(tmp, "w") as f:
             f.write(text)
         os.rename(tmp, self.conf)  # atomic: a reload never sees half a file
+
+    def ctl(self, *args, timeout=30):
+        """socks5d -f CONF ARGS (status, reload): the CompletedProcess."""
+        return subprocess.run([DAEMON, "-f", self.conf, *args],
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout,
+                              env=dict(os.environ, **SANITIZER_ENV))
 
     # -- life cycle
     def start(self, timeout=20):

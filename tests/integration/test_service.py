@@ -11,8 +11,12 @@ import tempfile
 import threading
 import unittest
 
-from harness import (Daemon, finish_daemon, needs_socks5d, wait_until)
+from harness import (Daemon, TcpServer, echo_handler, echo_roundtrip,
+                     finish_daemon, local_addr, needs_socks5d, open_session,
+                     parse_kv, wait_until)
 import harness
+import pwd
+import re
 
 
 class NotifySocket:
@@ -184,6 +188,178 @@ class Pidfile(unittest.TestCase):
         self.assertIn(f"pidfile {bad}: No such file or directory", rc.stderr.decode())
         os.unlink(d.conf)
         os.rmdir(d.tmp)
+
+
+def kv_lines(text, kind):
+    """The key=value fields of every line of text that starts with kind."""
+    return [parse_kv(l[len(kind) + 1:]) for l in text.splitlines()
+            if l.startswith(kind + " ")]
+
+
+METRIC_LINE = re.compile(r'^(socks5d_[a-z_]+)(\{[a-z]+="[a-z_]+"\})? (\d+)$')
+
+
+def parse_metrics(text):
+    """{(name, labels): value}; fails on any line that is not a HELP or
+    TYPE comment or a sample of a metric that has both."""
+    helped, typed, samples = set(), {}, {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helped.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert kind in ("counter", "gauge"), line
+            typed[name] = kind
+        else:
+            m = METRIC_LINE.match(line)
+            assert m, f"not a sample line: {line!r}"
+            assert m.group(1) in helped and m.group(1) in typed, line
+            samples[(m.group(1), m.group(2) or "")] = int(m.group(3))
+    return samples, typed
+
+
+@needs_socks5d
+class Control(unittest.TestCase):
+    """socks5d status, status --metrics and reload, through the control
+    socket (control.socket: each test daemon has its own)."""
+
+    def setUp(self):
+        if harness.IS_MICROSOCKS:
+            self.skipTest("socks5d only")
+        self.echo = TcpServer(echo_handler)
+        self.addCleanup(self.echo.close)
+
+    def start(self, **kw):
+        d = Daemon(**kw).start()
+        self.addCleanup(finish_daemon, d)
+        return d
+
+    def status(self, d):
+        r = d.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_status_shows_pool_live_session_and_totals(self):
+        d = self.start(workers=dict(min_spare=2, max_spare=4))
+        out = self.status(d)
+        daemon = kv_lines(out, "daemon")[0]
+        self.assertEqual(daemon["pid"], str(d.pid))
+        self.assertEqual(daemon["generation"], "1")
+        pool = kv_lines(out, "pool")[0]
+        self.assertGreaterEqual(int(pool["workers"]), 2)
+        self.assertEqual(pool["hubs"], "1")
+        self.assertEqual(kv_lines(out, "totals")[0]["sessions"], "0")
+        s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with s:
+            echo_roundtrip(s, b"x" * 1000)
+            client = "%s:%d" % local_addr(s)
+
+            def listed():
+                for sess in kv_lines(self.status(d), "session"):
+                    if sess["client"] == client and sess["up"] == "1000":
+                        return sess
+                return None
+            sess = wait_until(listed, 10, "the session in the status")
+            self.assertEqual(sess["cmd"], "connect")
+            self.assertEqual(sess["dst"], "%s:%d" % self.echo.addr)
+            self.assertEqual(sess["down"], "1000")
+            self.assertEqual(sess["user"], "-")
+            self.assertEqual(sess["parked"], "0")
+        d.session(local_addr(s))
+
+        def counted():
+            t = kv_lines(self.status(d), "totals")[0]
+            return t if t["sessions"] == "1" else None
+        t = wait_until(counted, 10, "the ended session in the totals")
+        self.assertEqual((t["up"], t["down"]), ("1000", "1000"))
+        self.assertEqual(kv_lines(self.status(d), "session"), [])
+
+    def test_parked_session_is_counted(self):
+        d = self.start(relay_extra=dict(park_after=1))
+        s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with s:
+            echo_roundtrip(s, b"ping")
+            wait_until(lambda: kv_lines(self.status(d), "pool")[0]["parked"] == "1",
+                       15, "one parked session in the pool line")
+            samples, _ = parse_metrics(d.ctl("status", "--metrics").stdout)
+            self.assertEqual(samples[("socks5d_sessions", '{state="parked"}')], 1)
+            self.assertEqual(samples[("socks5d_parked_total", "")], 1)
+        wait_until(lambda: kv_lines(self.status(d), "pool")[0]["parked"] == "0",
+                   15, "no parked session once it ended")
+
+    def test_metrics_are_prometheus_text(self):
+        d = self.start(workers=dict(min_spare=2, max_spare=4))
+        s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with s:
+            echo_roundtrip(s, b"abc")
+        d.session(local_addr(s))
+
+        def ended():
+            r = d.ctl("status", "--metrics")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            samples, typed = parse_metrics(r.stdout)
+            if samples.get(("socks5d_sessions_total", '{end="client"}')) == 1:
+                return samples, typed
+            return None
+        samples, typed = wait_until(ended, 10, "the ended session in the metrics")
+        self.assertEqual(typed["socks5d_sessions_total"], "counter")
+        self.assertEqual(typed["socks5d_workers"], "gauge")
+        self.assertEqual(samples[("socks5d_bytes_total", '{direction="up"}')], 3)
+        self.assertEqual(samples[("socks5d_generation", "")], 1)
+        self.assertGreaterEqual(samples[("socks5d_workers", '{state="idle"}')], 1)
+        self.assertEqual(samples[("socks5d_hubs", "")], 1)
+
+    def test_reload_reports_result(self):
+        d = self.start()
+        r = d.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^reload generation=2 config=")
+        d.wait_log(r"\breload generation=2")
+        d.write_config(workers=dict(max=0))
+        r = d.ctl("reload")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(d.conf + ":", r.stderr)
+        self.assertIn("reload-failed", r.stderr)
+        self.assertEqual(kv_lines(self.status(d), "daemon")[0]["generation"], "2")
+        # A file that libconfig cannot parse: the socket is named.
+        with open(d.conf, "a") as f:
+            f.write("\nthis is ( not libconfig\n")
+        r = d.ctl("-S", d.control_path, "reload")
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, re.escape(d.conf) + r":\d+: ")
+
+    def test_socket_root_only_and_removed_at_exit(self):
+        d = self.start()
+        st = os.stat(d.control_path)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        if os.getuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+
+            def drop():
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            r = subprocess.run([harness.DAEMON, "--control", d.control_path, "status"],
+                               capture_output=True, text=True, timeout=15,
+                               preexec_fn=drop, stdin=subprocess.DEVNULL)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("Permission denied", r.stderr)
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.exists(d.control_path))
+        r = d.ctl("status")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is socks5d running", r.stderr)
+
+    def test_bad_command_line_and_no_socket(self):
+        d = Daemon()
+        d.control_path = ""
+        d.start()
+        self.addCleanup(finish_daemon, d)
+        r = d.ctl("status", "--bogus")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage:", r.stderr)
+        r = d.ctl("status")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('control.socket is ""', r.stderr)
 
 
 if __name__ == "__main__":
