@@ -98,15 +98,15 @@ client_command(const char *path, const char *control, int argc,
 	return rc;
 }
 
-int
-main(int argc, char *argv[])
-{
-	const char *path = DEFAULT_CONFIG, *pidfile = NULL, *control = NULL;
-	char abspath[PATH_MAX];
-	bool check = false, foreground = false, debug = false;
-	struct config *conf;
-	int ch;
+struct options {
+	const char *path, *pidfile, *control;
+	bool check, foreground, debug;
+};
 
+/* The options into *o: -1 to go on, else the exit status. */
+static int
+parse_options(int argc, char *argv[], struct options *o)
+{
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'f' },
 		{ "pidfile", required_argument, NULL, 'p' },
@@ -118,27 +118,18 @@ main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+f:p:S:tFdvh", longopts, NULL)) != -1) {
+	/* "+": stop at the first command word (status, reload). */
+	while ((ch = getopt_long(argc, argv, "+f:p:S:tFdvh", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
-		case 'f':
-			path = optarg;
-			break;
-		case 'p':
-			pidfile = optarg;
-			break;
-		case 'S':
-			control = optarg;
-			break;
-		case 't':
-			check = true;
-			break;
-		case 'F':
-			foreground = true;
-			break;
-		case 'd':
-			debug = true;
-			break;
+		case 'f': o->path = optarg; break;
+		case 'p': o->pidfile = optarg; break;
+		case 'S': o->control = optarg; break;
+		case 't': o->check = true; break;
+		case 'F': o->foreground = true; break;
+		case 'd': o->debug = true; break;
 		case 'v':
 			printf("socks5d %s\n", SOCKS5D_VERSION);
 			return 0;
@@ -150,17 +141,32 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
+	return -1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options o = { .path = DEFAULT_CONFIG };
+	char abspath[PATH_MAX];
+	struct config *conf;
+	const char *path;
+	int rc;
+
+	if ((rc = parse_options(argc, argv, &o)) != -1)
+		return rc;
 	if (optind != argc)
-		return client_command(path, control, argc - optind,
+		return client_command(o.path, o.control, argc - optind,
 		    argv + optind);
+	path = o.path;
 	/* The daemon changes to / and reloads from this path later. */
-	if (!check && realpath(path, abspath) != NULL)
+	if (!o.check && realpath(path, abspath) != NULL)
 		path = abspath;
 	/* Until the configuration names a facility, errors go to daemon and
 	 * to stderr, so that a failed start is seen where it was typed. */
-	log_init("socks5d", LOG_DAEMON, debug ? LOG_DEBUG : LOG_INFO, !check);
-	conf = load(path, check);
-	if (check) {
+	log_init("socks5d", LOG_DAEMON, o.debug ? LOG_DEBUG : LOG_INFO, !o.check);
+	conf = load(path, o.check);
+	if (o.check) {
 		if (conf == NULL)
 			return 1;
 		fprintf(stderr, "%s: configuration OK\n", path);
@@ -172,11 +178,11 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	log_init("socks5d", conf->log.facility,
-	    debug ? LOG_DEBUG : conf->log.level, foreground);
+	    o.debug ? LOG_DEBUG : conf->log.level, o.foreground);
 	/* Decided here, once, for every generation the master will start. */
 	if (!priv_init() && getuid() != conf->uid)
 		log_notice("not started as root: workers keep uid %u instead of user %s",
 		    (unsigned)getuid(), conf->user);
-	return master_run(conf, &(struct master_opts){ .foreground = foreground,
-	    .debug = debug, .pidfile = pidfile });
+	return master_run(conf, &(struct master_opts){
+	    .foreground = o.foreground, .debug = o.debug, .pidfile = o.pidfile });
 }
