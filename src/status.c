@@ -162,10 +162,10 @@ status_write_metrics(FILE *out, bool stopping)
 	fprintf(out, "socks5d_hubs %zu\n", children_count(ROLE_HUB));
 	metric(out, "auth_helpers", "gauge", "Auth helper processes.");
 	fprintf(out, "socks5d_auth_helpers %zu\n", children_count(ROLE_AUTH));
-	metric(out, "sessions", "gauge",
+	metric(out, "live_sessions", "gauge",
 	    "Live sessions: run by a worker, or parked in a hub.");
-	fprintf(out, "socks5d_sessions{state=\"active\"} %zu\n"
-	    "socks5d_sessions{state=\"parked\"} %" PRIu64 "\n", pc.busy,
+	fprintf(out, "socks5d_live_sessions{state=\"active\"} %zu\n"
+	    "socks5d_live_sessions{state=\"parked\"} %" PRIu64 "\n", pc.busy,
 	    stats_parked_now());
 	metrics_totals(out, st);
 }

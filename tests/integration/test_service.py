@@ -282,7 +282,7 @@ class Control(unittest.TestCase):
             wait_until(lambda: kv_lines(self.status(d), "pool")[0]["parked"] == "1",
                        15, "one parked session in the pool line")
             samples, _ = parse_metrics(d.ctl("status", "--metrics").stdout)
-            self.assertEqual(samples[("socks5d_sessions", '{state="parked"}')], 1)
+            self.assertEqual(samples[("socks5d_live_sessions", '{state="parked"}')], 1)
             self.assertEqual(samples[("socks5d_parked_total", "")], 1)
         wait_until(lambda: kv_lines(self.status(d), "pool")[0]["parked"] == "0",
                    15, "no parked session once it ended")
@@ -302,6 +302,20 @@ class Control(unittest.TestCase):
                 return samples, typed
             return None
         samples, typed = wait_until(ended, 10, "the ended session in the metrics")
+        # A real Prometheus parser reads the same text.
+        from prometheus_client.parser import text_string_to_metric_families
+        text = d.ctl("status", "--metrics").stdout
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        # No two metrics share a family (a gauge foo beside a counter
+        # foo_total would).
+        self.assertEqual(len(families), text.count("# TYPE "))
+        # The client library names a counter without its _total suffix.
+        self.assertEqual(families["socks5d_sessions"].type, "counter")
+        got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for s in families["socks5d_sessions"].samples}
+        self.assertEqual(got[("socks5d_sessions_total", (("end", "client"),))], 1)
+        self.assertEqual(families["socks5d_workers"].type, "gauge")
+        self.assertIn("socks5d_bytes", families)
         self.assertEqual(typed["socks5d_sessions_total"], "counter")
         self.assertEqual(typed["socks5d_workers"], "gauge")
         self.assertEqual(samples[("socks5d_bytes_total", '{direction="up"}')], 3)
