@@ -11,9 +11,9 @@ import tempfile
 import threading
 import unittest
 
-from harness import (Daemon, TcpServer, echo_handler, echo_roundtrip,
-                     finish_daemon, local_addr, needs_socks5d, open_session,
-                     parse_kv, wait_until)
+from harness import (Daemon, Pattern, TcpServer, Thread, echo_handler,
+                     echo_roundtrip, finish_daemon, local_addr, needs_socks5d,
+                     open_session, parse_kv, recv_hash, wait_until)
 import harness
 import pwd
 import re
@@ -341,6 +341,54 @@ class Control(unittest.TestCase):
         r = d.ctl("-S", d.control_path, "reload")
         self.assertEqual(r.returncode, 1)
         self.assertRegex(r.stderr, re.escape(d.conf) + r":\d+: ")
+
+    def test_reloads_lose_no_session_with_data_in_flight(self):
+        """Four echo sessions move 24 MiB each way while the daemon is
+        reloaded three times (SIGHUP, socks5d reload, SIGHUP with the other
+        relay mode): every byte comes back, hash-checked, and every
+        session ends as the client ended it."""
+        d = self.start(workers=dict(min_spare=4, max_spare=8))
+        pats = [Pattern(24 << 20, seed=100 + i) for i in range(4)]
+        started = [threading.Event() for _ in pats]
+        socks = []
+        for _ in pats:
+            s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+            s.settimeout(60)
+            socks.append(s)
+            self.addCleanup(s.close)
+
+        def send(s, pat, ev):
+            for i, c in enumerate(pat.chunks(256 << 10)):
+                s.sendall(c)
+                if i == 1:
+                    ev.set()
+            s.shutdown(socket.SHUT_WR)
+        senders = [Thread(send, s, p, e) for s, p, e in zip(socks, pats, started)]
+        readers = [Thread(recv_hash, s) for s in socks]
+        for t in senders + readers:
+            t.start()
+        for e in started:
+            self.assertTrue(e.wait(30), "a transfer did not start")
+        mark = d.mark()
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"\breload generation=2", mark)
+        r = d.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.relay = "copy"
+        d.write_config()
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"\breload generation=4", mark)
+        for t, pat in zip(readers, pats):
+            self.assertEqual(t.join_result(120), (pat.length, pat.sha256()))
+        for t in senders:
+            t.join_result(60)
+        for s in socks:
+            addr = local_addr(s)
+            s.close()
+            line = d.session(addr)
+            self.assertEqual((line["up"], line["down"], line["end"]),
+                             (str(24 << 20), str(24 << 20), "client"))
+        self.assertNotIn("reload-failed", d.text(mark))
 
     def test_socket_root_only_and_removed_at_exit(self):
         d = self.start()
