@@ -419,6 +419,7 @@ set_defaults(struct config *c)
 	c->timeouts.shutdown = 10;
 	c->timeouts.bind = 60;
 	c->timeouts.udp = 300;
+	c->udp.batch = 16;
 	c->log.facility = LOG_DAEMON;
 	c->log.level = LOG_INFO;
 	c->relay.mode = RELAY_SPLICE;
@@ -442,8 +443,8 @@ static void
 parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
-	    "log", "relay", "auth", "listeners", "external", "clients", "rules",
-	    "control", NULL };
+	    "log", "relay", "auth", "udp", "listeners", "external", "clients",
+	    "rules", "control", NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
@@ -455,6 +456,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_relay(p, root);
 	parse_auth(p, root);
 	parse_control(p, root);
+	parse_udp(p, root);
 	if (p->d->nerrors == before)
 		check_limits(p, root);
 	parse_listeners(p, root);

@@ -14,6 +14,7 @@
 
 #define CONFIG_MAX_METHODS 4
 #define CONFIG_MAX_LISTENERS 64
+#define CONFIG_UDP_MAX_BATCH 64	/* udp.batch: datagrams per system call */
 
 enum relay_mode { RELAY_SPLICE, RELAY_COPY };
 
@@ -24,6 +25,9 @@ struct listener_conf {
 	int backlog;
 	uint8_t methods[CONFIG_MAX_METHODS];	/* in order of preference */
 	int nmethods;
+	/* UDP ASSOCIATE: the address named in the reply instead of the one
+	 * the client reached (a host behind NAT); family 0: none. */
+	struct sockaddr_storage udp_announce;
 	char *file;		/* the file it is written in (NULL: path) */
 	int line;
 };
@@ -60,6 +64,12 @@ struct config {
 		size_t ncache_watch;
 	} auth;
 	char *control_socket;		/* control.socket; "": none */
+	struct {
+		struct port_range ports;	/* relay ports; lo 0: any */
+		bool replies_any;	/* replies from any source, not only
+					 * from the destinations sent to */
+		int batch;		/* datagrams per recvmmsg/sendmmsg */
+	} udp;
 	struct listener_conf *listeners;
 	size_t nlisteners;
 	struct sockaddr_storage external4, external6;

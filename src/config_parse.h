@@ -80,6 +80,8 @@ void parse_control(struct parse *p, const config_setting_t *root);
 
 void parse_listeners(struct parse *p, const config_setting_t *root);
 void parse_external(struct parse *p, const config_setting_t *root);
+/* config_udp.c: the `udp` group (UDP ASSOCIATE). */
+void parse_udp(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,
     const char *name, struct ruleset *rs);
 

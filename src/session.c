@@ -18,6 +18,7 @@
 #include "session.h"
 #include "socks5.h"
 #include "stats.h"
+#include "udp.h"
 
 #define SESSION_INBUF 1024	/* more than the longest negotiation message */
 #define WORKER_PIPES 2		/* one per direction, reused by every session */
@@ -26,7 +27,7 @@
 static const cmd_run_fn commands[] = {
 	[SOCKS5_CMD_CONNECT] = connect_command,
 	[SOCKS5_CMD_BIND] = NULL,
-	[SOCKS5_CMD_UDP_ASSOCIATE] = NULL,
+	[SOCKS5_CMD_UDP_ASSOCIATE] = udp_command,
 };
 
 struct session {
@@ -326,7 +327,7 @@ session_command(struct session *s, const struct socks5_request *req)
 	    commands[req->cmd] : NULL;
 
 	if (run == NULL) {
-		/* BIND and UDP ASSOCIATE are not built yet. */
+		/* BIND is not built yet. */
 		cmd_fail(&s->cmd, SOCKS5_REP_CMD_NOT_SUPPORTED, AUDIT_END_FAILED);
 		return;
 	}
