@@ -171,6 +171,7 @@ target_of(struct udp_assoc *a, const struct socks5_addr *dst,
     struct sockaddr_storage *to)
 {
 	const struct udp_name *nm;
+	struct rules_query q = a->q;
 	struct udp_dest *d;
 
 	if (socks5_addr_to_sockaddr(dst, to) == 0) {
@@ -182,6 +183,14 @@ target_of(struct udp_assoc *a, const struct socks5_addr *dst,
 		if (!d->pass)
 			a->rec->udp.drop_rule++;
 		return d->pass ? 0 : -1;
+	}
+	/* As for CONNECT: no lookup for a name that no rule could pass at
+	 * this port, so the relay is no name oracle. */
+	q.port = dst->port;
+	q.dst_name = dst->u.domain.name;
+	if (!rules_may_pass(&a->conf->rules, &q).pass) {
+		a->rec->udp.drop_rule++;
+		return -1;
 	}
 	nm = name_get(a, dst);
 	if (nm->naddrs == 0) {
