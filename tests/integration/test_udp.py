@@ -11,8 +11,8 @@ import struct
 import threading
 import unittest
 
-from harness import (DUAL_NAME, V4ONLY_NAME, V6ONLY_NAME, Daemon, connect_proxy,
-                     finish_daemon, needs_netns, needs_socks5d, read_reply,
+from harness import (V4ONLY_NAME, V6ONLY_NAME, Daemon, connect_proxy,
+                     fd_count, finish_daemon, needs_netns, needs_socks5d, read_reply,
                      recv_exact, request_bytes, run_daemon_cmd, wait_closed,
                      wait_until)
 
@@ -406,6 +406,21 @@ class Teardown(UdpBase):
         self.assertEqual(f["end"], "client", f)
         wait_until(lambda: self.relay_refuses(u, relay), 5, "the relay port to close")
         self.assertEqual(echo.got, [b"before"])
+
+    def test_sockets_are_closed_at_the_end(self):
+        echo4, echo6 = self.echo(), self.echo("::1")
+        d = self.start(workers=dict(min_spare=1, max_spare=1, max=1))
+        worker = wait_until(lambda: d.workers_pids(), 10, "the worker")[0]
+        base = wait_until(lambda: fd_count(worker), 5, "fd count")
+        ctrl, (_, _, _, bhost, bport) = associate(("127.0.0.1", d.port))
+        u = self.client()
+        roundtrip(u, (bhost, bport), "127.0.0.1", echo4.port, b"v4")
+        roundtrip(u, (bhost, bport), "::1", echo6.port, b"v6")
+        # The control connection, the relay socket, one external per family.
+        self.assertEqual(fd_count(worker), base + 4)
+        self.end_line(d, ctrl)
+        wait_until(lambda: fd_count(worker) == base, 5,
+                   f"the worker's fds back to {base} (now {fd_count(worker)})")
 
     def test_silence_ends_it(self):
         echo = self.echo()
