@@ -12,7 +12,7 @@ import threading
 import unittest
 
 from harness import (V4ONLY_NAME, V6ONLY_NAME, Daemon, connect_proxy,
-                     fd_count, finish_daemon, needs_netns, needs_socks5d, read_reply,
+                     fd_count, finish_daemon, free_port, needs_netns, needs_socks5d, read_reply,
                      recv_exact, request_bytes, run_daemon_cmd, wait_closed,
                      wait_until)
 
@@ -209,6 +209,23 @@ class RoundTrip(UdpBase):
         self.assertEqual(got, udp_header("127.0.0.1", echo.port) + payload)
         f = self.end_line(d, ctrl)
         self.assertEqual((f["up"], f["down"]), (str(len(payload)),) * 2, f)
+
+    def test_dual_stack_listener_names_the_ipv4_address(self):
+        """An IPv4 client of a [::] listener with v6only = false reached
+        ::ffff:127.0.0.1: the reply names 127.0.0.1 (ATYP 01), and the
+        relay works over IPv4."""
+        echo = self.echo()
+        port = free_port("::1")
+        d = self.start(extra_listeners=[dict(address="::", port=port, v6only=False)])
+        ctrl, (_, _, atyp, bhost, bport) = associate(("127.0.0.1", port))
+        self.assertEqual((atyp, bhost), (1, "127.0.0.1"))
+        u = self.client()
+        got = roundtrip(u, (bhost, bport), "127.0.0.1", echo.port, b"mapped")
+        self.assertEqual(got, udp_header("127.0.0.1", echo.port) + b"mapped")
+        me = ctrl.getsockname()[1]
+        ctrl.close()
+        line = d.wait_log(r"\bsession client=\[::ffff:127\.0\.0\.1\]:%d .*cmd=udp" % me, 0, 10)
+        self.assertIn(" dgrams_up=1 dgrams_down=1 ", line)
 
     def test_udp_ports_and_announce(self):
         echo = self.echo()
@@ -508,6 +525,20 @@ class UdpConfig(unittest.TestCase):
                     "udp.batch", "ports: bad port or range",
                     'unknown setting "udp.window"'):
             self.assertIn(msg, out)
+
+    def test_bad_udp_announce_is_an_error(self):
+        d = Daemon()
+        try:
+            text = d.config().replace('methods = [ "none" ];',
+                                      'methods = [ "none" ]; udp_announce = "nat.example";', 1)
+            d.write_config(text)
+            r = run_daemon_cmd(["-t", "-f", d.conf])
+        finally:
+            import shutil
+            shutil.rmtree(d.tmp, ignore_errors=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('udp_announce "nat.example" is not a numeric IPv4 or IPv6 address',
+                      r.stdout + r.stderr)
 
     def test_good_udp_settings_pass(self):
         r = self.check('udp = { replies = "any"; batch = 64; ports = "40000-40100"; };\n')
