@@ -13,6 +13,7 @@
 #include "command.h"
 #include "connect.h"
 #include "io.h"
+#include "limits_session.h"
 #include "log.h"
 #include "rules.h"
 #include "session.h"
@@ -304,6 +305,7 @@ session_request(struct session *s, struct socks5_request *req)
 		return -1;
 	}
 	session_consume(s, used);
+	limits_negotiate_end();
 	s->rec.cmd = req->cmd;
 	format_dst(s, &req->dst);
 	session_status(s);
@@ -372,23 +374,31 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	struct session s;
 	struct socks5_request req;
 	struct verdict v;
+	bool linger = true;
 
 	session_setup(&s, w, fd, peer, li);
 	v = rules_match_client(&w->conf->clients,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
 	    .listener = li });
 	s.methods = v.methods;
+	limits_session_begin();
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
 		s.rec.rule = v.rule;
+	} else if (limits_negotiate_begin(w->conf, peer) == -1) {
+		/* Closed at once: no lingering for a source that holds
+		 * workers with slow greetings. */
+		s.rec.end = AUDIT_END_LIMIT;
+		linger = false;
 	} else if (session_negotiate(&s) == 0 &&
 	    session_request(&s, &req) == 0) {
 		session_command(&s, &req);
 	}
+	limits_session_end();
 	/* A parked session is the hub's now: it writes the audit line. */
 	if (!s.rec.parked)
 		audit_log(&s.rec, io_now_ms());
-	if (s.rec.rep != SOCKS5_REP_SUCCEEDED)
+	if (s.rec.rep != SOCKS5_REP_SUCCEEDED && linger)
 		session_linger(fd);
 	if (s.cmd.target != -1)
 		close(s.cmd.target);
