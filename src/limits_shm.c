@@ -17,6 +17,7 @@ enum { E_EMPTY = 0, E_LIVE, E_TOMB };
 enum { L_FREE = 0, L_HELD, L_TRANSIT };
 
 #define HEAL_PENDING 64		/* reaped pids waiting for the lock */
+#define LIMITS_MAX_USED (LIMITS_ENTRIES / 4 * 3)
 
 struct entry {
 	uint64_t key;
@@ -37,6 +38,7 @@ struct shm {
 	uint8_t key[16];		/* of limits_key */
 	uint32_t nleases;		/* leases ever used are below this */
 	uint32_t next_lease;		/* where the search for a free one starts */
+	uint32_t nused;			/* entries not empty (live, tombstones) */
 	struct {
 		_Atomic uint64_t key;
 		_Atomic int64_t last_ms;
@@ -172,8 +174,10 @@ entry_sweep(size_t i)
 	if (shm->entries[(i + 1) & mask].state != E_EMPTY)
 		return;
 	for (size_t n = 0; n < LIMITS_ENTRIES &&
-	    shm->entries[i].state == E_TOMB; n++, i = (i - 1) & mask)
+	    shm->entries[i].state == E_TOMB; n++, i = (i - 1) & mask) {
 		shm->entries[i].state = E_EMPTY;
+		shm->nused--;
+	}
 }
 
 static void
@@ -217,6 +221,12 @@ take_locked(uint64_t key, uint32_t max, pid_t owner, struct limits_hold *h)
 		errno = EAGAIN;
 		return -1;
 	}
+	/* A new key in an empty slot only while a quarter stays empty: probe
+	 * chains stay short. */
+	if (idx == -1 && free_at != -1 &&
+	    shm->entries[free_at].state == E_EMPTY &&
+	    shm->nused >= LIMITS_MAX_USED)
+		free_at = -1;
 	if ((idx == -1 && free_at == -1) || (li = lease_find_free()) == -1) {
 		errno = ENOSPC;
 		return -1;
@@ -224,6 +234,8 @@ take_locked(uint64_t key, uint32_t max, pid_t owner, struct limits_hold *h)
 	if (idx == -1) {
 		idx = free_at;
 		e = &shm->entries[idx];
+		if (e->state == E_EMPTY)
+			shm->nused++;
 		e->key = key;
 		e->count = 0;
 		atomic_store(&e->bucket[0], 0);
