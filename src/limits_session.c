@@ -17,6 +17,8 @@ enum { KIND_NEGOTIATING = 1, KIND_SESSIONS, KIND_RATE };
 
 static struct {
 	struct limits_hold negotiating;
+	uint64_t negotiating_key;
+	struct sockaddr_storage peer;
 	struct limits_hold holds[LIMITS_HOLDS];
 	const struct rule *rule;	/* whose count holds[SESSIONS] is */
 	struct rate_bucket rate[2];
@@ -58,30 +60,69 @@ limits_session_begin(void)
 	memset(&cur, 0, sizeof(cur));
 }
 
+static bool
+pool_full(const struct scoreboard *sb)
+{
+	return scoreboard_count(sb, SB_FREE) == 0;
+}
+
+static void
+negotiate_log(const struct config *c, bool full)
+{
+	char who[ADDR_STRLEN];
+
+	if (!limits_log_due(cur.negotiating_key, io_now_ms()))
+		return;
+	addr_format_ip((const struct sockaddr *)&cur.peer, who, sizeof(who));
+	log_notice("limit-negotiating client=%s max=%d: %s", who,
+	    c->workers.max_negotiating, full ? "the limits table is full" :
+	    "closing its connections (logged once a minute)");
+}
+
 int
 limits_negotiate_begin(const struct config *c,
-    const struct sockaddr_storage *peer)
+    const struct sockaddr_storage *peer, const struct scoreboard *sb)
 {
 	uint8_t kb[9];
 	size_t n;
-	uint64_t key;
-	char who[ADDR_STRLEN];
 
 	if (c->workers.max_negotiating == 0)
 		return 0;
 	n = addr_key_bytes((const struct sockaddr *)peer, kb);
-	key = limits_key(KIND_NEGOTIATING, 0, kb, n);
-	if (limits_take(key, (uint32_t)c->workers.max_negotiating, getpid(),
-	    &cur.negotiating) == 0)
+	cur.negotiating_key = limits_key(KIND_NEGOTIATING, 0, kb, n);
+	cur.peer = *peer;
+	if (limits_take(cur.negotiating_key, (uint32_t)c->workers.max_negotiating,
+	    getpid(), &cur.negotiating) == 0)
 		return 0;
-	if (limits_log_due(key, io_now_ms())) {
-		addr_format_ip((const struct sockaddr *)peer, who, sizeof(who));
-		log_notice("limit-negotiating client=%s max=%d: %s", who,
-		    c->workers.max_negotiating, errno == ENOSPC ?
-		    "the limits table is full" :
-		    "closing its new connections (logged once a minute)");
-	}
+	/* Over the cap, but workers to spare: counted all the same. */
+	if (errno == EAGAIN && !pool_full(sb) &&
+	    limits_take(cur.negotiating_key, 0, getpid(), &cur.negotiating) == 0)
+		return 0;
+	negotiate_log(c, errno == ENOSPC);
 	return -1;
+}
+
+int64_t
+limits_negotiate_check_at(int64_t deadline)
+{
+	int64_t at;
+
+	if (cur.negotiating.lease == 0)
+		return deadline;
+	at = io_now_ms() + LIMITS_NEGOTIATE_CHECK_MS;
+	return at < deadline ? at : deadline;
+}
+
+bool
+limits_negotiate_excess(const struct config *c, const struct scoreboard *sb)
+{
+	if (cur.negotiating.lease == 0 || c->workers.max_negotiating == 0 ||
+	    limits_count(cur.negotiating_key) <=
+	    (uint32_t)c->workers.max_negotiating || !pool_full(sb))
+		return false;
+	limits_release(&cur.negotiating);
+	negotiate_log(c, false);
+	return true;
 }
 
 void

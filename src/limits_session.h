@@ -11,16 +11,28 @@
 #include "limits_shm.h"
 #include "ratelimit.h"
 #include "rules.h"
+#include "scoreboard.h"
 
 /* struct rule's sessions_per */
 enum { LIMITS_PER_CLIENT = 0, LIMITS_PER_USER, LIMITS_PER_RULE };
 
 /* Worker: a new session holds nothing yet. */
 void limits_session_begin(void);
+#define LIMITS_NEGOTIATE_CHECK_MS 250	/* an over-cap session looks this often */
+
 /* Right after accept: 0, or -1 when peer has workers.max_negotiating
- * sessions negotiating already (logged at most once a minute per address). */
+ * sessions negotiating already and the pool is full (sb: no free slot,
+ * workers.max reached; logged at most once a minute per address). Below
+ * workers.max the session counts but goes on: the pool grows instead. */
 int limits_negotiate_begin(const struct config *c,
-    const struct sockaddr_storage *peer);
+    const struct sockaddr_storage *peer, const struct scoreboard *sb);
+/* While waiting for the client: when to look again (at most deadline). */
+int64_t limits_negotiate_check_at(int64_t deadline);
+/* Whether this session should give up: the pool is full and its address
+ * has more than the cap negotiating (sessions let in while the pool grew,
+ * which an attacker's slow greetings would keep). Releases its count. */
+bool limits_negotiate_excess(const struct config *c,
+    const struct scoreboard *sb);
 /* The request was read (or the session ends): negotiation is over. */
 void limits_negotiate_end(void);
 /* After a rule passed the request (v->pass): takes the rule's

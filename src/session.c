@@ -78,36 +78,47 @@ end_of_read_error(ssize_t n)
 	return AUDIT_END_ERROR;
 }
 
-/* Reads more client bytes. On failure sets the end and returns -1. */
+/* Reads more client bytes. On failure sets the end and returns -1. While
+ * the negotiation counts against workers.max_negotiating, the wait is cut
+ * in steps: a slow session of an address over the cap gives its worker up
+ * once the pool is full (limits_negotiate_excess). */
 static int
 session_fill(struct session *s)
 {
-	ssize_t n;
+	ssize_t n = -1;
+	int ready = 1;
 
 	if (s->inlen == sizeof(s->in)) {
 		s->rec.end = AUDIT_END_PROTOCOL;
 		return -1;
 	}
-	if (s->await_reply) {
+	for (;;) {
+		int64_t until = limits_negotiate_check_at(s->cmd.deadline);
+
 		/* The client reads our answer before it sends more: wait
 		 * first instead of a read that would say EAGAIN. */
-		int ready = io_wait(s->cmd.fd, POLLIN, s->cmd.deadline);
-
-		s->await_reply = false;
-		if (ready <= 0) {
-			if (ready == 0)
-				errno = ETIMEDOUT;
-			s->rec.end = end_of_read_error(-1);
+		ready = 1;
+		if (s->await_reply && (ready = io_wait(s->cmd.fd, POLLIN,
+		    until)) == 0)
+			errno = ETIMEDOUT;
+		if (ready > 0) {
+			s->await_reply = false;
+			n = io_read_some(s->cmd.fd, s->in + s->inlen,
+			    sizeof(s->in) - s->inlen, until);
+		}
+		if (ready > 0 && n > 0) {
+			s->inlen += (size_t)n;
+			return 0;
+		}
+		if ((ready > 0 && n == 0) || errno != ETIMEDOUT ||
+		    until >= s->cmd.deadline || io_cutoff_passed())
+			break;
+		if (limits_negotiate_excess(s->cmd.conf, s->w->sb)) {
+			s->rec.end = AUDIT_END_LIMIT;
 			return -1;
 		}
 	}
-	n = io_read_some(s->cmd.fd, s->in + s->inlen, sizeof(s->in) - s->inlen,
-	    s->cmd.deadline);
-	if (n > 0) {
-		s->inlen += (size_t)n;
-		return 0;
-	}
-	s->rec.end = end_of_read_error(n);
+	s->rec.end = end_of_read_error(ready > 0 ? n : -1);
 	return -1;
 }
 
@@ -385,7 +396,7 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
 		s.rec.rule = v.rule;
-	} else if (limits_negotiate_begin(w->conf, peer) == -1) {
+	} else if (limits_negotiate_begin(w->conf, peer, w->sb) == -1) {
 		/* Closed at once: no lingering for a source that holds
 		 * workers with slow greetings. */
 		s.rec.end = AUDIT_END_LIMIT;

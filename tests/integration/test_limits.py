@@ -268,6 +268,55 @@ class MaxNegotiating(LimitsBase):
                 s.close()
         self.assertEqual(d.stop(), 0)
 
+    def test_excess_let_in_while_the_pool_grew_gives_up_once_full(self):
+        # Below workers.max the pool grows instead of refusing; once it is
+        # full, the sessions of the address beyond the cap give up.
+        d = self.start('rules = ( { action = "pass"; } );\n',
+                       workers=dict(min_spare=1, max_spare=4, max=4, max_negotiating=1),
+                       timeouts=dict(negotiate=30))
+        slow = []
+        mark = d.mark()
+
+        def limited():
+            return [l for l in d.text(mark).splitlines()
+                    if re.search(r"\bsession .*end=limit", l)]
+        try:
+            for i in range(6):
+                s = connect_proxy(("127.0.0.1", d.port))
+                s.sendall(b"\x05")
+                slow.append(s)
+            wait_until(lambda: len(limited()) >= 5, 20, "the excess sessions to give up")
+            s, rep = try_session(d, self.echo.addr, source="127.0.0.3", timeout=5)
+            with s:
+                self.assertEqual(rep, 0)
+                echo_roundtrip(s, b"served")
+        finally:
+            for s in slow:
+                s.close()
+        self.assertEqual(d.stop(), 0)
+
+    def test_below_workers_max_one_address_is_not_refused(self):
+        # A NAT or a load test: many negotiations at once from one address
+        # while the pool can grow.
+        d = self.start('rules = ( { action = "pass"; } );\n',
+                       workers=dict(min_spare=8, max_spare=16, max=32, max_negotiating=1))
+        socks = []
+        try:
+            for i in range(4):
+                s = connect_proxy(("127.0.0.1", d.port))
+                s.sendall(b"\x05")
+                socks.append(s)
+            for s in socks:
+                s.sendall(b"\x01\x00")
+                self.assertEqual(recv_exact(s, 2), b"\x05\x00")
+                s.sendall(request_bytes(*self.echo.addr))
+                self.assertEqual(read_reply(s)[1], 0)
+                echo_roundtrip(s, b"in")
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual(d.stop(), 0)
+
     def test_negotiation_count_ends_with_the_request(self):
         # More sequential sessions than the cap from one address: each
         # gives its count back once its request is read.
