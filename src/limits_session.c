@@ -16,7 +16,8 @@
 enum { KIND_NEGOTIATING = 1, KIND_SESSIONS, KIND_RATE };
 
 static struct {
-	struct limits_hold negotiating;
+	struct sb_slot *slot;		/* negotiating: this worker's */
+	struct scoreboard *sb;
 	uint64_t negotiating_key;
 	struct sockaddr_storage peer;
 	struct limits_hold holds[LIMITS_HOLDS];
@@ -60,28 +61,52 @@ limits_session_begin(void)
 	memset(&cur, 0, sizeof(cur));
 }
 
+/* No idle worker and no free slot (workers.max reached): the next client
+ * waits. Slots are taken lowest first, so a free one is found at the top
+ * at once unless the pool is (nearly) full. */
 static bool
 pool_full(const struct scoreboard *sb)
 {
-	return scoreboard_count(sb, SB_FREE) == 0;
+	if (atomic_load_explicit(&sb->idle, memory_order_relaxed) > 0)
+		return false;
+	for (size_t i = sb->nslots; i-- > 0;)
+		if (atomic_load_explicit(&sb->slots[i].state,
+		    memory_order_relaxed) == SB_FREE)
+			return false;
+	return true;
+}
+
+/* Sessions of key negotiating now, in every worker of the generation. */
+static size_t
+negotiating_count(const struct scoreboard *sb, uint64_t key)
+{
+	size_t n = 0;
+
+	/* A dead worker's slot is free (its key left behind): not counted. */
+	for (size_t i = 0; i < sb->nslots; i++)
+		n += atomic_load_explicit(&sb->slots[i].state,
+		    memory_order_relaxed) == SB_BUSY &&
+		    atomic_load_explicit(&sb->slots[i].negotiating,
+		    memory_order_relaxed) == key;
+	return n;
 }
 
 static void
-negotiate_log(const struct config *c, bool full)
+negotiate_log(const struct config *c)
 {
 	char who[ADDR_STRLEN];
 
 	if (!limits_log_due(cur.negotiating_key, io_now_ms()))
 		return;
 	addr_format_ip((const struct sockaddr *)&cur.peer, who, sizeof(who));
-	log_notice("limit-negotiating client=%s max=%d: %s", who,
-	    c->workers.max_negotiating, full ? "the limits table is full" :
-	    "closing its connections (logged once a minute)");
+	log_notice("limit-negotiating client=%s max=%d: closing its connections (logged once a minute)",
+	    who, c->workers.max_negotiating);
 }
 
 int
 limits_negotiate_begin(const struct config *c,
-    const struct sockaddr_storage *peer, const struct scoreboard *sb)
+    const struct sockaddr_storage *peer, struct scoreboard *sb,
+    struct sb_slot *slot)
 {
 	uint8_t kb[9];
 	size_t n;
@@ -91,15 +116,23 @@ limits_negotiate_begin(const struct config *c,
 	n = addr_key_bytes((const struct sockaddr *)peer, kb);
 	cur.negotiating_key = limits_key(KIND_NEGOTIATING, 0, kb, n);
 	cur.peer = *peer;
-	if (limits_take(cur.negotiating_key, (uint32_t)c->workers.max_negotiating,
-	    getpid(), &cur.negotiating) == 0)
-		return 0;
-	/* Over the cap, but workers to spare: counted all the same. */
-	if (errno == EAGAIN && !pool_full(sb) &&
-	    limits_take(cur.negotiating_key, 0, getpid(), &cur.negotiating) == 0)
-		return 0;
-	negotiate_log(c, errno == ENOSPC);
-	return -1;
+	if (pool_full(sb) && negotiating_count(sb, cur.negotiating_key) >=
+	    (size_t)c->workers.max_negotiating) {
+		negotiate_log(c);
+		return -1;
+	}
+	cur.sb = sb;
+	cur.slot = slot;
+	atomic_store(&slot->negotiating, cur.negotiating_key);
+	return 0;
+}
+
+void
+limits_negotiate_end(void)
+{
+	if (cur.slot != NULL)
+		atomic_store(&cur.slot->negotiating, 0);
+	cur.slot = NULL;
 }
 
 int64_t
@@ -107,7 +140,7 @@ limits_negotiate_check_at(int64_t deadline)
 {
 	int64_t at;
 
-	if (cur.negotiating.lease == 0)
+	if (cur.slot == NULL)
 		return deadline;
 	at = io_now_ms() + LIMITS_NEGOTIATE_CHECK_MS;
 	return at < deadline ? at : deadline;
@@ -116,19 +149,13 @@ limits_negotiate_check_at(int64_t deadline)
 bool
 limits_negotiate_excess(const struct config *c, const struct scoreboard *sb)
 {
-	if (cur.negotiating.lease == 0 || c->workers.max_negotiating == 0 ||
-	    limits_count(cur.negotiating_key) <=
-	    (uint32_t)c->workers.max_negotiating || !pool_full(sb))
+	if (cur.slot == NULL || c->workers.max_negotiating == 0 ||
+	    !pool_full(sb) || negotiating_count(sb, cur.negotiating_key) <=
+	    (size_t)c->workers.max_negotiating)
 		return false;
-	limits_release(&cur.negotiating);
-	negotiate_log(c, false);
+	limits_negotiate_end();
+	negotiate_log(c);
 	return true;
-}
-
-void
-limits_negotiate_end(void)
-{
-	limits_release(&cur.negotiating);
 }
 
 /* The key bytes of a rule's count or bucket for query q: the client's
@@ -276,7 +303,7 @@ limits_park_done(bool sent)
 void
 limits_session_end(void)
 {
-	limits_release(&cur.negotiating);
+	limits_negotiate_end();
 	rule_release();
 }
 

@@ -21,16 +21,19 @@ void limits_session_begin(void);
 #define LIMITS_NEGOTIATE_CHECK_MS 250	/* an over-cap session looks this often */
 
 /* Right after accept: 0, or -1 when peer has workers.max_negotiating
- * sessions negotiating already and the pool is full (sb: no free slot,
- * workers.max reached; logged at most once a minute per address). Below
- * workers.max the session counts but goes on: the pool grows instead. */
+ * sessions negotiating already and the pool is full (no idle worker, no
+ * free slot: workers.max reached; logged at most once a minute per
+ * address). Below that the session counts but goes on: the pool grows
+ * instead. The count is the scoreboard's: slot says what this worker
+ * negotiates (so a dead worker's count goes with its slot). */
 int limits_negotiate_begin(const struct config *c,
-    const struct sockaddr_storage *peer, const struct scoreboard *sb);
+    const struct sockaddr_storage *peer, struct scoreboard *sb,
+    struct sb_slot *slot);
 /* While waiting for the client: when to look again (at most deadline). */
 int64_t limits_negotiate_check_at(int64_t deadline);
 /* Whether this session should give up: the pool is full and its address
  * has more than the cap negotiating (sessions let in while the pool grew,
- * which an attacker's slow greetings would keep). Releases its count. */
+ * which an attacker's slow greetings would keep). Ends its count. */
 bool limits_negotiate_excess(const struct config *c,
     const struct scoreboard *sb);
 /* The request was read (or the session ends): negotiation is over. */

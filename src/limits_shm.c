@@ -176,15 +176,21 @@ entry_sweep(size_t i)
 	for (size_t n = 0; n < LIMITS_ENTRIES &&
 	    shm->entries[i].state == E_TOMB; n++, i = (i - 1) & mask) {
 		shm->entries[i].state = E_EMPTY;
-		shm->nused--;
+		if (shm->nused > 0)
+			shm->nused--;
 	}
 }
 
+/* idx comes from a lease that any worker could have written: checked,
+ * since the master runs this too. */
 static void
 entry_put(uint32_t idx)
 {
-	struct entry *e = &shm->entries[idx];
+	struct entry *e;
 
+	if (idx >= LIMITS_ENTRIES)
+		return;
+	e = &shm->entries[idx];
 	if (e->state != E_LIVE || e->count == 0)
 		return;
 	if (--e->count == 0) {

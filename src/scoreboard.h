@@ -26,6 +26,9 @@ struct sb_slot {
 	struct sockaddr_storage client;
 	_Atomic uint64_t up, down;	/* bytes of the current session */
 	char dst[270];			/* escaped destination, for status */
+	/* While negotiating: the client address's key (limits_session.c),
+	 * which workers.max_negotiating counts; 0 when not. */
+	_Atomic uint64_t negotiating;
 };
 
 struct scoreboard {

@@ -396,7 +396,7 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
 		s.rec.rule = v.rule;
-	} else if (limits_negotiate_begin(w->conf, peer, w->sb) == -1) {
+	} else if (limits_negotiate_begin(w->conf, peer, w->sb, w->slot) == -1) {
 		/* Closed at once: no lingering for a source that holds
 		 * workers with slow greetings. */
 		s.rec.end = AUDIT_END_LIMIT;

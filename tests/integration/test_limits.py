@@ -253,7 +253,9 @@ class MaxNegotiating(LimitsBase):
             def limited():
                 return [l for l in d.text(mark).splitlines()
                         if re.search(r"\bsession .*end=limit", l)]
-            wait_until(lambda: len(limited()) >= 10, 15, "over-cap greetings closed")
+            # Two by the cap, one more while a worker was idle (the pool was
+            # not starved yet); the rest closed at once.
+            wait_until(lambda: len(limited()) >= 9, 15, "over-cap greetings closed")
             lines = [l for l in d.text(mark).splitlines() if "limit-negotiating" in l]
             self.assertEqual(len(lines), 1, lines)
             self.assertIn("client=127.0.0.1 max=2", lines[0])
@@ -268,30 +270,39 @@ class MaxNegotiating(LimitsBase):
                 s.close()
         self.assertEqual(d.stop(), 0)
 
-    def test_excess_let_in_while_the_pool_grew_gives_up_once_full(self):
-        # Below workers.max the pool grows instead of refusing; once it is
-        # full, the sessions of the address beyond the cap give up.
+    def test_excess_gives_way_when_others_need_the_pool(self):
+        # Sessions let in over the cap while workers were idle give their
+        # workers up once nothing is free.
         d = self.start('rules = ( { action = "pass"; } );\n',
-                       workers=dict(min_spare=1, max_spare=4, max=4, max_negotiating=1),
+                       workers=dict(min_spare=4, max_spare=4, max=4, max_negotiating=1),
                        timeouts=dict(negotiate=30))
-        slow = []
+        wait_until(lambda: len(d.workers_pids()) == 4, 10, "four workers")
+        slow, held = [], []
         mark = d.mark()
 
-        def limited():
+        def gave_way():
             return [l for l in d.text(mark).splitlines()
-                    if re.search(r"\bsession .*end=limit", l)]
+                    if re.search(r"\bsession .*end=limit", l)
+                    and float(re.search(r"secs=([0-9.]+)", l).group(1)) >= 0.2]
         try:
-            for i in range(6):
+            for i in range(3):
                 s = connect_proxy(("127.0.0.1", d.port))
                 s.sendall(b"\x05")
                 slow.append(s)
-            wait_until(lambda: len(limited()) >= 5, 20, "the excess sessions to give up")
-            s, rep = try_session(d, self.echo.addr, source="127.0.0.3", timeout=5)
-            with s:
-                self.assertEqual(rep, 0)
+            wait_until(lambda: all(d.worker_for(s) for s in slow), 10,
+                       "the slow greetings in workers")
+            # The last idle worker taken: the two over the cap give way.
+            n1, rep = try_session(d, self.echo.addr, source="127.0.0.3")
+            held.append(n1)
+            self.assertEqual(rep, 0)
+            wait_until(lambda: len(gave_way()) >= 2, 10, "the excess to give way")
+            n2, rep = try_session(d, self.echo.addr, source="127.0.0.4", timeout=5)
+            held.append(n2)
+            self.assertEqual(rep, 0)
+            for s in held:
                 echo_roundtrip(s, b"served")
         finally:
-            for s in slow:
+            for s in slow + held:
                 s.close()
         self.assertEqual(d.stop(), 0)
 
