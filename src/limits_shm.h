@@ -1,5 +1,5 @@
 /* limits_shm.h: the shared table of counted limits (max_sessions per rule and
- * key, max_negotiating per client address, the per-user rate buckets):
+ * key, the per-user rate buckets; max_negotiating is the scoreboard's):
  * one mapping the master makes before it forks anything, so it outlives
  * every generation, and which workers and hubs inherit. What each process
  * holds is a lease in the same mapping, so that the master can give back

@@ -270,6 +270,35 @@ class MaxNegotiating(LimitsBase):
                 s.close()
         self.assertEqual(d.stop(), 0)
 
+    def test_200_stalled_from_one_address_normal_client_served(self):
+        # The pre-fork weak point: with the cap off, 200 one-byte greetings
+        # hold 16 workers for timeouts.negotiate in FIFO turns (minutes
+        # here); with it, the normal client behind them is served within
+        # the first timeout.
+        d = self.start('rules = ( { action = "pass"; } );\n',
+                       workers=dict(min_spare=16, max_spare=16, max=16, max_negotiating=4),
+                       timeouts=dict(negotiate=30))
+        wait_until(lambda: len(d.workers_pids()) == 16, 10, "sixteen workers")
+        stalled = []
+        try:
+            for i in range(200):
+                c = socket.socket()
+                c.settimeout(10)
+                c.connect(("127.0.0.1", d.port))
+                try:
+                    c.sendall(b"\x05")
+                except (ConnectionResetError, BrokenPipeError):
+                    pass  # closed at once over the cap
+                stalled.append(c)
+            s, rep = try_session(d, self.echo.addr, source="127.0.0.2", timeout=20)
+            with s:
+                self.assertEqual(rep, 0)
+                echo_roundtrip(s, b"served")
+        finally:
+            for c in stalled:
+                c.close()
+        self.assertEqual(d.stop(), 0)
+
     def test_excess_gives_way_when_others_need_the_pool(self):
         # Sessions let in over the cap while workers were idle give their
         # workers up once nothing is free.
