@@ -10,7 +10,9 @@ import socket
 import time
 import unittest
 
-from harness import (ClientSocket, Daemon, TcpServer, connect_proxy, echo_handler,
+import test_auth
+
+from harness import (ClientSocket, Daemon, TcpServer, Thread, connect_proxy, echo_handler,
                      echo_roundtrip, finish_daemon, local_addr, needs_socks5d, open_session,
                      read_reply, recv_exact, request_bytes, run_daemon_cmd, wait_closed,
                      wait_until, REP_RULESET)
@@ -438,6 +440,58 @@ class RateSplice(LimitsBase):
 
 class RateCopy(RateSplice):
     relay = "copy"
+
+
+class PerUser(test_auth.AuthBase):
+    """Keys by login (pam_wrapper's users, as test_auth.py)."""
+
+    def session_as(self, d, user, password, target):
+        s, st = self.login(d, user, password)
+        self.assertEqual(st, b"\x01\x00")
+        s.sendall(request_bytes(*target))
+        return s, read_reply(s)[1]
+
+    def test_max_sessions_per_user(self):
+        d = self.start(rules=limited_rules('max_sessions = 1; sessions_per = "user";'))
+        a, rep = self.session_as(d, "alice", "wonderland", self.echo.addr)
+        with a:
+            self.assertEqual(rep, 0)
+            mark = d.mark()
+            b, rep = self.session_as(d, "alice", "wonderland", self.echo.addr)
+            b.close()
+            self.assertEqual(rep, REP_RULESET)
+            d.wait_log(r"limit-sessions rule=1 user=alice max=1", mark)
+            # Another user from the same address has a count of its own.
+            c, rep = self.session_as(d, "sleepy", "zzz", self.echo.addr)
+            with c:
+                self.assertEqual(rep, 0)
+                echo_roundtrip(c, b"sleepy")
+            echo_roundtrip(a, b"alice")
+
+    def test_rate_shared_by_a_users_sessions(self):
+        half = AMOUNT // 2
+        srv = TcpServer(source_handler(half))
+        self.addCleanup(srv.close)
+        d = self.start(rules=limited_rules(f'rate_down = {RATE}; rate_per = "user";'))
+        socks = []
+        for i in range(2):
+            s, rep = self.session_as(d, "alice", "wonderland", srv.addr)
+            self.assertEqual(rep, 0)
+            socks.append(s)
+        t0 = time.monotonic()
+        readers = [Thread(timed_read, s, half) for s in socks]
+        for s in socks:
+            s.sendall(b"g")
+        for r in readers:
+            r.start()
+        for r in readers:
+            r.join_result(60)
+        took = time.monotonic() - t0
+        for s in socks:
+            s.close()
+        # Both sessions together at the one rate (its burst on top).
+        self.assertLess((AMOUNT - RATE // 10) / took, RATE * 1.10, f"{AMOUNT} in {took:.2f}s")
+        self.assertGreater(AMOUNT / took, RATE * 0.5)
 
 
 if __name__ == "__main__":
