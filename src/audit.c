@@ -39,6 +39,7 @@ audit_end_name(enum audit_end end)
 		[AUDIT_END_REFUSED] = "refused",
 		[AUDIT_END_FAILED] = "failed",
 		[AUDIT_END_AUTH] = "auth",
+		[AUDIT_END_LIMIT] = "limit",
 	};
 
 	if ((unsigned)end >= sizeof(names) / sizeof(names[0]))

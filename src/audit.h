@@ -27,6 +27,7 @@ enum audit_end {
 	AUDIT_END_REFUSED,		/* refused by a rule */
 	AUDIT_END_FAILED,		/* the command failed (connect, ...) */
 	AUDIT_END_AUTH,			/* the login failed (see its auth-fail line) */
+	AUDIT_END_LIMIT,		/* over a limit (max_sessions, max_negotiating) */
 };
 
 /* What a UDP ASSOCIATE relayed and dropped: the line's extra keys, written

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "children.h"
+#include "limits_shm.h"
 #include "log.h"
 #include "priv.h"
 
@@ -233,6 +234,9 @@ children_reap(void)
 				continue;
 			tab.v[i] = tab.v[--tab.n];
 			c.gen->nchildren--;
+			/* What it held of the limits (a killed worker's
+			 * session, a hub's parked ones) is given back. */
+			limits_heal(pid);
 			children_log_exit(r, &c, status,
 			    r->exit_state != NULL ? r->exit_state(&c) : NULL);
 			if (r->reaped != NULL)

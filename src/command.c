@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "io.h"
+#include "limits_session.h"
 #include "log.h"
 
 struct rules_query
@@ -69,12 +70,15 @@ cmd_park(void *arg, const struct relay_state *st)
 	msg.done[RELAY_UP] = st->done[RELAY_UP];
 	msg.done[RELAY_DOWN] = st->done[RELAY_DOWN];
 	msg.first_eof = (int8_t)st->first_eof;
+	limits_park_fill(&msg.lim);
 	if (hub_send(c->env->hub_fd, c->env->hub_tickets, &msg, c->fd,
 	    c->target) == -1) {
+		limits_park_done(false);
 		log_debug("park %s: %s: relaying it here", c->rec->dst,
 		    strerror(errno));
 		return -1;
 	}
+	limits_park_done(true);
 	return 0;
 }
 
@@ -87,6 +91,7 @@ cmd_relay(struct cmd_ctx *c)
 	};
 	struct relay_result res;
 
+	limits_session_rates(lim.rate);
 	if (c->env->hub_fd != -1 && c->conf->relay.park_after > 0) {
 		lim.park_ms = c->conf->relay.park_after * 1000;
 		lim.park = cmd_park;

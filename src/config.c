@@ -188,7 +188,7 @@ static void
 parse_workers(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "min_spare", "max_spare", "max",
-	    "max_sessions", NULL };
+	    "max_sessions", "max_negotiating", NULL };
 	config_setting_t *g = parse_get_group(p, root, "workers");
 	struct config *c = p->conf;
 	size_t before;
@@ -202,6 +202,8 @@ parse_workers(struct parse *p, const config_setting_t *root)
 	parse_get_int(p, g, "workers", "max", 1, 100000, &c->workers.max);
 	parse_get_int(p, g, "workers", "max_sessions", 0, 2000000000,
 	    &c->workers.max_sessions);
+	parse_get_int(p, g, "workers", "max_negotiating", 0, 100000,
+	    &c->workers.max_negotiating);
 	if (p->d->nerrors != before)
 		return;
 	if (c->workers.min_spare > c->workers.max_spare)
@@ -413,6 +415,7 @@ set_defaults(struct config *c)
 	c->workers.max_spare = 32;
 	c->workers.max = 1024;
 	c->workers.max_sessions = 10000;
+	c->workers.max_negotiating = 8;
 	c->timeouts.negotiate = 10;
 	c->timeouts.connect = 10;
 	c->timeouts.idle = 3600;

@@ -39,6 +39,7 @@ struct config {
 	gid_t gid;
 	struct {
 		int min_spare, max_spare, max, max_sessions;
+		int max_negotiating;	/* per client address; 0: no cap */
 	} workers;
 	struct {
 		int negotiate, connect, idle, shutdown;

@@ -85,4 +85,12 @@ void parse_udp(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,
     const char *name, struct ruleset *rs);
 
+/* config_limits.c: a request rule's limit keys (max_sessions,
+ * sessions_per, rate_up, rate_down, rate_per) and its identity, from
+ * entry r of `rules`; called once per rule by config_rules.c. */
+#define CONFIG_LIMIT_KEYS "max_sessions", "sessions_per", "rate_up", \
+	"rate_down", "rate_per"
+void parse_rule_limits(struct parse *p, const config_setting_t *r,
+    struct rule *rule);
+
 #endif

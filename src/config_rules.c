@@ -150,7 +150,7 @@ parse_rule(struct parse *p, const config_setting_t *r, const char *list,
 	static const char *const client_keys[] = { "action", "from", "methods",
 	    NULL };
 	static const char *const rule_keys[] = { "action", "from", "to",
-	    "ports", "commands", NULL };
+	    "ports", "commands", CONFIG_LIMIT_KEYS, NULL };
 	bool is_clients = strcmp(list, "clients") == 0;
 	const char *action;
 
@@ -178,6 +178,7 @@ parse_rule(struct parse *p, const config_setting_t *r, const char *list,
 	parse_cidrs(p, r, "to", &rule->to, &rule->nto);
 	parse_ports(p, r, rule);
 	parse_commands(p, r, rule);
+	parse_rule_limits(p, r, rule);
 }
 
 /* Compiles the list name into rs (present if the list is written). */

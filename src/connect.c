@@ -9,6 +9,7 @@
 
 #include "connect.h"
 #include "io.h"
+#include "limits_session.h"
 #include "log.h"
 #include "rules.h"
 
@@ -179,6 +180,10 @@ connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 		if (!v.pass)
 			continue;
 		allowed = true;
+		if (limits_take_verdict(c->conf, &v, &q) == -1) {
+			c->rec->end = AUDIT_END_LIMIT;
+			return SOCKS5_REP_NOT_ALLOWED;
+		}
 		err = connect_to(c->conf, sa, deadline, &c->target);
 		if (err == 0) {
 			c->rec->target = addrs[i];

@@ -247,7 +247,11 @@ hub_limits(void)
 static int
 hub_timeout(int64_t now)
 {
-	int64_t t = hub_scan_due() - now;
+	int64_t due = hub_scan_due(), t;
+
+	if (hub_relay_next_wake() < due)
+		due = hub_relay_next_wake();
+	t = due - now;
 
 	return t < 0 ? 0 : t > HUB_SCAN_MS ? HUB_SCAN_MS : (int)t;
 }
@@ -301,6 +305,7 @@ hub_round(void)
 		else
 			hub_relay_event(k, evs[i].events);
 	}
+	hub_relay_wake(io_now_ms());
 	hub_relay_reap();
 	if (hub.retiring || hub.stopping)
 		hub_take();	/* what was queued before the channel was shut */

@@ -9,6 +9,7 @@
 #include "addr.h"
 #include "hub_relay.h"
 #include "io.h"
+#include "limits_session.h"
 #include "log.h"
 #include "relay.h"
 #include "stats.h"
@@ -25,6 +26,7 @@ struct hub_session {
 	struct hub_sock sock[2];	/* [SIDE_CLIENT], [SIDE_TARGET] */
 	struct relay_dir dir[2];	/* [RELAY_UP] reads the client */
 	struct audit_record rec;	/* what the audit line says */
+	struct limits_parked lim;	/* counts held, rate caps */
 	int first_eof;			/* direction that ended first, or -1 */
 	int64_t last;			/* last activity */
 	bool dead;			/* ended; freed after the event batch */
@@ -39,6 +41,7 @@ static struct {
 	struct hub_session *dead;	/* ended during this event batch */
 	size_t nsessions;
 	int64_t next_idle;		/* no session idles out before this */
+	int64_t next_wake;		/* no throttled session is due before */
 } hr;
 
 void
@@ -51,6 +54,7 @@ hub_relay_init(int ep, int hub_index, int idle_ms, bool splice,
 	hr.idle_ms = idle_ms;
 	hr.tickets = tickets;
 	hr.next_idle = INT64_MAX;
+	hr.next_wake = INT64_MAX;
 	relay_pool_init(&hr.pool, splice, pipe_size, HUB_BUF, HUB_PIPES,
 	    HUB_PIPES_KEPT, HUB_BUFS_KEPT);
 }
@@ -156,6 +160,7 @@ session_end(struct hub_session *s, enum audit_end end, int err, int bad_fd)
 			(void)sock_ctl(&s->sock[i], EPOLL_CTL_DEL, 0);
 		close(s->sock[i].fd);
 	}
+	limits_parked_end(&s->lim);
 	session_unlink(s);
 	hub_tickets_give(hr.tickets);
 }
@@ -199,11 +204,46 @@ session_steps(struct hub_session *s, int *bad_fd)
 	return 0;
 }
 
+/* A throttled direction is stepped again at its wake time (its src is
+ * out of the epoll interest meanwhile): the earliest of them all. */
+static void
+session_note_wake(const struct hub_session *s)
+{
+	for (int i = 0; i < 2; i++) {
+		int64_t w = relay_dir_wake(&s->dir[i]);
+
+		if (w != 0 && w < hr.next_wake)
+			hr.next_wake = w;
+	}
+}
+
+/* Steps the session after an event or a wake: it ends, or waits again. */
+static void
+session_go(struct hub_session *s, int fd)
+{
+	int bad = -1;
+
+	if (session_steps(s, &bad) == -1) {
+		session_fail(s, bad);
+		return;
+	}
+	if (s->dir[0].shut && s->dir[1].shut) {
+		session_end(s, s->first_eof == RELAY_DOWN ? AUDIT_END_TARGET :
+		    AUDIT_END_CLIENT, 0, -1);
+		return;
+	}
+	if (session_interest(s) == -1) {
+		session_fail(s, fd);
+		return;
+	}
+	session_note_wake(s);
+}
+
 void
 hub_relay_event(struct hub_sock *k, uint32_t events)
 {
 	struct hub_session *s = k->s;
-	int side = (int)(k - s->sock), bad = -1;
+	int side = (int)(k - s->sock);
 	unsigned ev = events & RELAY_EV_ALL;
 
 	if (s->dead)
@@ -220,17 +260,35 @@ hub_relay_event(struct hub_sock *k, uint32_t events)
 		k->hup = true;
 	relay_dir_events(&s->dir[side], ev, 0);
 	relay_dir_events(&s->dir[1 - side], 0, ev);
-	if (session_steps(s, &bad) == -1) {
-		session_fail(s, bad);
+	session_go(s, k->fd);
+}
+
+int64_t
+hub_relay_next_wake(void)
+{
+	return hr.next_wake;
+}
+
+/* Walks every session, but only when one is due: a hub pays for the
+ * rate caps only while some session of it is throttled. */
+void
+hub_relay_wake(int64_t now)
+{
+	struct hub_session *s, *next;
+
+	if (now < hr.next_wake)
 		return;
+	hr.next_wake = INT64_MAX;
+	for (s = hr.sessions; s != NULL; s = next) {
+		int64_t w0 = relay_dir_wake(&s->dir[0]);
+		int64_t w1 = relay_dir_wake(&s->dir[1]);
+
+		next = s->next;
+		if ((w0 != 0 && w0 <= now) || (w1 != 0 && w1 <= now))
+			session_go(s, -1);
+		else
+			session_note_wake(s);
 	}
-	if (s->dir[0].shut && s->dir[1].shut) {
-		session_end(s, s->first_eof == RELAY_DOWN ? AUDIT_END_TARGET :
-		    AUDIT_END_CLIENT, 0, -1);
-		return;
-	}
-	if (session_interest(s) == -1)
-		session_fail(s, k->fd);
 }
 
 /* Times come from another process: kept in [start, now], so that no
@@ -282,6 +340,10 @@ hub_relay_start(const struct hub_msg *m, const int fds[2])
 	/* The counts go on from the worker's. */
 	s->dir[RELAY_UP].bytes = m->rec.up;
 	s->dir[RELAY_DOWN].bytes = m->rec.down;
+	limits_parked_start(&s->lim, &m->lim, rate_now_ns());
+	for (int i = 0; i < 2; i++)
+		if (s->lim.rate[i].rate != 0)
+			s->dir[i].rate = &s->lim.rate[i];
 	session_link(s);
 	if (session_interest(s) == -1) {
 		log_warn("hub %d: epoll_ctl", hr.index);

@@ -36,6 +36,10 @@ void hub_relay_event(struct hub_sock *k, uint32_t events);
 void hub_relay_scan(int64_t now, bool cut);
 /* No session goes idle before this moment (INT64_MAX: none at all). */
 int64_t hub_relay_next_idle(void);
+/* Rate caps: when a throttled session is due (INT64_MAX: none is), and
+ * steps the sessions whose time has come. */
+int64_t hub_relay_next_wake(void);
+void hub_relay_wake(int64_t now);
 /* After a quiet period, closes pipes and buffers the pool keeps beyond a
  * few. */
 void hub_relay_trim(void);

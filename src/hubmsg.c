@@ -129,6 +129,9 @@ hub_msg_check(const struct hub_msg *m, ssize_t n, int flags, const int *fds,
 	if (m->done[0] > 1 || m->done[1] > 1 || (m->done[0] && m->done[1]) ||
 	    m->first_eof < -1 || m->first_eof > 1)
 		return "bad relay state";
+	if (m->lim.rate[0] > LIMITS_RATE_MAX || m->lim.rate[1] > LIMITS_RATE_MAX ||
+	    m->lim.shared > 1)
+		return "bad limits";
 	return record_check(&m->rec);
 }
 

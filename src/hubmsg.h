@@ -11,9 +11,10 @@
 #include <sys/types.h>
 
 #include "audit.h"
+#include "limits_shm.h"
 
 #define HUB_MAGIC	0x73356862u	/* "s5hb" */
-#define HUB_VERSION	2		/* 2: the whole audit record, half-close */
+#define HUB_VERSION	3		/* 3: limits (leases, rate caps) */
 #define HUB_QUEUE_MSGS	32		/* messages a channel holds before EAGAIN */
 #define HUB_MAX_AGE_MS	((int64_t)400 * 86400 * 1000)	/* a session's start */
 
@@ -28,6 +29,7 @@ struct hub_msg {
 	int64_t last_ms;		/* last byte moved: the idle timeout's origin */
 	uint8_t done[2];		/* [RELAY_UP], [RELAY_DOWN] ended */
 	int8_t first_eof;		/* direction that ended first, or -1 */
+	struct limits_msg lim;		/* counts the hub gives back, rate caps */
 };
 
 /* How many more sessions a hub can take, counting those on their way

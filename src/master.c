@@ -16,6 +16,7 @@
 #include "generation.h"
 #include "hubchan.h"
 #include "io.h"
+#include "limits_shm.h"
 #include "listener.h"
 #include "log.h"
 #include "master.h"
@@ -426,6 +427,11 @@ master_run(struct config *conf, const struct master_opts *opts)
 	if (pidfile_write() == -1)
 		fatalx("cannot start");
 	master_setup();
+	/* Once, before any fork: the counts outlive every generation. */
+	if (limits_create() == -1)
+		fatal("mmap limits");
+	children_register_map(limits_shm_addr(), limits_shm_bytes(),
+	    KEEP_SCOREBOARD | KEEP_HUB_END);
 	if ((g = master_generation_new(conf, &m.listeners)) == NULL)
 		fatalx("cannot start");
 	generation_install(g);
@@ -434,6 +440,7 @@ master_run(struct config *conf, const struct master_opts *opts)
 	log_start();
 	while (!m.stopping || children_total() > 0) {
 		master_wait(fast);
+		limits_heal_pending();
 		if (m.stopping) {
 			master_finish_stop();
 		} else {
@@ -446,6 +453,8 @@ master_run(struct config *conf, const struct master_opts *opts)
 	pidfile_remove();
 	master_collect(true);
 	authchan_close();
+	children_unregister_map(limits_shm_addr());
+	limits_destroy();
 	children_free();
 	close(m.sigfd);
 	close(m.notify_rd);

@@ -186,6 +186,7 @@ relay_dir_init(struct relay_dir *d, int src, int dst, bool done)
 	d->rd_ready = false;
 	d->wr_ready = true;
 	d->eof = d->shut = done;
+	d->room = SIZE_MAX;
 }
 
 int
@@ -226,8 +227,14 @@ relay_dir_want_src(const struct relay_dir *d)
 {
 	bool space = d->cap == 0 || d->len < d->cap;
 
-	return !d->eof && space && !d->pipe_full ?
+	return !d->eof && space && !d->pipe_full && !d->throttled ?
 	    RELAY_EV_IN | RELAY_EV_PRI : 0;
+}
+
+int64_t
+relay_dir_wake(const struct relay_dir *d)
+{
+	return d->throttled ? d->wake_ms : 0;
 }
 
 unsigned
@@ -274,8 +281,9 @@ dir_fill_past_urgent(struct relay_dir *d)
 static ssize_t
 dir_splice_in(struct relay_dir *d, bool *done)
 {
-	ssize_t n = splice(d->src, NULL, d->pipe[1], NULL, d->cap - d->len,
-	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	size_t want = d->cap - d->len;
+	ssize_t n = splice(d->src, NULL, d->pipe[1], NULL,
+	    want < d->room ? want : d->room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
 	*done = false;
 	if (n > 0 || (n == -1 && (errno != EAGAIN || !d->urgent)))
@@ -294,6 +302,8 @@ dir_splice_in(struct relay_dir *d, bool *done)
 static ssize_t
 dir_recv(struct relay_dir *d)
 {
+	size_t want;
+
 	d->urgent = false;	/* recv() steps over urgent data */
 	if (d->len == 0)
 		d->off = 0;
@@ -301,8 +311,9 @@ dir_recv(struct relay_dir *d)
 		memmove(d->buf, d->buf + d->off, d->len);
 		d->off = 0;
 	}
+	want = d->cap - d->off - d->len;
 	return recv(d->src, d->buf + d->off + d->len,
-	    d->cap - d->off - d->len, 0);
+	    want < d->room ? want : d->room, 0);
 }
 
 /* Moves bytes from src into the pipe or buffer: >0 moved, 0 would block
@@ -382,18 +393,43 @@ dir_half_close(struct relay_dir *d, bool other_shut)
 	return 0;
 }
 
+/* The rate cap: whether src may be read now, with d->room set to how
+ * much; when too little is due the direction is throttled until wake_ms.
+ * *now_ns gets the time the bucket was asked at. */
+static bool
+dir_rate_allows(struct relay_dir *d, int64_t *now_ns)
+{
+	int64_t wait_ns;
+
+	d->throttled = false;
+	d->room = SIZE_MAX;
+	if (d->rate == NULL || d->rate->rate == 0)
+		return true;
+	*now_ns = rate_now_ns();
+	if ((d->room = rate_allow(d->rate, *now_ns, &wait_ns)) > 0)
+		return true;
+	d->throttled = true;
+	d->wake_ms = (*now_ns + wait_ns + 999999) / 1000000;
+	return false;
+}
+
 int
 relay_dir_step(struct relay_dir *d, struct relay_pool *p, bool other_shut,
     int *bad_fd)
 {
+	int64_t now_ns = 0;
 	int moved = 0;
 	ssize_t n;
 
-	if (d->rd_ready && (relay_dir_want_src(d) & RELAY_EV_IN)) {
+	d->throttled = false;
+	if (d->rd_ready && (relay_dir_want_src(d) & RELAY_EV_IN) &&
+	    dir_rate_allows(d, &now_ns)) {
 		if ((n = dir_fill(d, p)) < 0) {
 			*bad_fd = d->src;
 			return -1;
 		}
+		if (n > 0 && d->rate != NULL)
+			rate_charge(d->rate, now_ns, (size_t)n);
 		moved |= n > 0 || d->eof;
 	}
 	if (d->len > 0 && d->wr_ready) {

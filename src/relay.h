@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "ratelimit.h"
 
 enum { RELAY_UP = 0, RELAY_DOWN = 1 };	/* client->target, target->client */
 
@@ -61,6 +62,12 @@ struct relay_dir {
 	bool urgent;			/* the wait said TCP urgent data */
 	bool eof, shut;			/* src ended; dst shut for writing */
 	uint64_t bytes;			/* delivered to dst */
+	/* The rate cap (limits): NULL none. While throttled, src is not
+	 * read (nor waited for) until wake_ms, when the driver steps again. */
+	struct rate_bucket *rate;
+	bool throttled;
+	int64_t wake_ms;		/* monotonic ms (io_now_ms) */
+	size_t room;			/* what the next fill may read */
 };
 
 /* A pool of at most max_pipes pipes of pipe_size and buffers of buf_size;
@@ -86,6 +93,9 @@ void relay_dir_events(struct relay_dir *d, unsigned src_ev, unsigned dst_ev);
  * now: on src (IN|PRI) and on dst (OUT). */
 unsigned relay_dir_want_src(const struct relay_dir *d);
 unsigned relay_dir_want_dst(const struct relay_dir *d);
+/* When a throttled direction wants to be stepped again (io_now_ms time),
+ * or 0 when it is not throttled. */
+int64_t relay_dir_wake(const struct relay_dir *d);
 /* Runs what can run now: a read (when ready), a write, the half-close
  * (EOF becomes shutdown(SHUT_WR) of dst once delivered, unless the other
  * direction is done already: the final close sends that FIN). Returns 1
@@ -131,6 +141,8 @@ struct relay_limits {
 	void *park_arg;
 	/* Kept current while bytes move (a status view); may be NULL. */
 	_Atomic uint64_t *progress[2];
+	/* Rate caps per direction (limits); NULL: none. */
+	struct rate_bucket *rate[2];
 };
 
 struct relay_result {

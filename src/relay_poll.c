@@ -173,6 +173,12 @@ run_timers(struct run *r, int *timeout)
 		*timeout = (int)(cut - now);
 	if (run_park(r, now, timeout) == 1)
 		return AUDIT_END_PARKED;
+	for (int i = 0; i < 2; i++) {
+		int64_t wake = relay_dir_wake(&r->dirs[i]);
+
+		if (wake != 0 && wake - now < *timeout)
+			*timeout = wake > now ? (int)(wake - now) : 0;
+	}
 	return AUDIT_END_NONE;
 }
 
@@ -224,6 +230,8 @@ relay_run(struct relay_pool *pool, int client, int target,
 	r.last = io_now_ms();
 	relay_dir_init(&r.dirs[RELAY_UP], client, target, false);
 	relay_dir_init(&r.dirs[RELAY_DOWN], target, client, false);
+	r.dirs[RELAY_UP].rate = lim->rate[RELAY_UP];
+	r.dirs[RELAY_DOWN].rate = lim->rate[RELAY_DOWN];
 	if (relay_dir_preload(&r.dirs[RELAY_UP], pool, pending, npending) == -1) {
 		err = errno;
 		res->end = AUDIT_END_ERROR;

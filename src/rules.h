@@ -30,6 +30,13 @@ struct rule {
 	unsigned commands;		/* bit (1 << SOCKS5_CMD_x); 0 = all */
 	unsigned methods;		/* clients: bit (1 << SOCKS5_METHOD_x)
 					 * the client may use; 0 = all */
+	/* limits (config_limits.c, limits_session.c) */
+	uint64_t limit_id;		/* the rule's identity across reloads */
+	uint32_t max_sessions;		/* at once per key; 0: no cap */
+	uint8_t sessions_per;		/* the key: LIMITS_PER_CLIENT, _USER,
+					 * _RULE (limits_session.h) */
+	uint64_t rate[2];		/* bytes/s [0] up, [1] down; 0: none */
+	bool rate_per_user;		/* one bucket for a user's sessions */
 };
 
 /* An ordered list of rules (`clients` or `rules` in the file). present

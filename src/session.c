@@ -13,6 +13,7 @@
 #include "command.h"
 #include "connect.h"
 #include "io.h"
+#include "limits_session.h"
 #include "log.h"
 #include "rules.h"
 #include "session.h"
@@ -79,36 +80,47 @@ end_of_read_error(ssize_t n)
 	return AUDIT_END_ERROR;
 }
 
-/* Reads more client bytes. On failure sets the end and returns -1. */
+/* Reads more client bytes. On failure sets the end and returns -1. While
+ * the negotiation counts against workers.max_negotiating, the wait is cut
+ * in steps: a slow session of an address over the cap gives its worker up
+ * once the pool is full (limits_negotiate_excess). */
 static int
 session_fill(struct session *s)
 {
-	ssize_t n;
+	ssize_t n = -1;
+	int ready = 1;
 
 	if (s->inlen == sizeof(s->in)) {
 		s->rec.end = AUDIT_END_PROTOCOL;
 		return -1;
 	}
-	if (s->await_reply) {
+	for (;;) {
+		int64_t until = limits_negotiate_check_at(s->cmd.deadline);
+
 		/* The client reads our answer before it sends more: wait
 		 * first instead of a read that would say EAGAIN. */
-		int ready = io_wait(s->cmd.fd, POLLIN, s->cmd.deadline);
-
-		s->await_reply = false;
-		if (ready <= 0) {
-			if (ready == 0)
-				errno = ETIMEDOUT;
-			s->rec.end = end_of_read_error(-1);
+		ready = 1;
+		if (s->await_reply && (ready = io_wait(s->cmd.fd, POLLIN,
+		    until)) == 0)
+			errno = ETIMEDOUT;
+		if (ready > 0) {
+			s->await_reply = false;
+			n = io_read_some(s->cmd.fd, s->in + s->inlen,
+			    sizeof(s->in) - s->inlen, until);
+		}
+		if (ready > 0 && n > 0) {
+			s->inlen += (size_t)n;
+			return 0;
+		}
+		if ((ready > 0 && n == 0) || errno != ETIMEDOUT ||
+		    until >= s->cmd.deadline || io_cutoff_passed())
+			break;
+		if (limits_negotiate_excess(s->cmd.conf, s->w->sb)) {
+			s->rec.end = AUDIT_END_LIMIT;
 			return -1;
 		}
 	}
-	n = io_read_some(s->cmd.fd, s->in + s->inlen, sizeof(s->in) - s->inlen,
-	    s->cmd.deadline);
-	if (n > 0) {
-		s->inlen += (size_t)n;
-		return 0;
-	}
-	s->rec.end = end_of_read_error(n);
+	s->rec.end = end_of_read_error(ready > 0 ? n : -1);
 	return -1;
 }
 
@@ -314,6 +326,7 @@ session_request(struct session *s, struct socks5_request *req)
 		return -1;
 	}
 	session_consume(s, used);
+	limits_negotiate_end();
 	s->rec.cmd = req->cmd;
 	format_dst(s, &req->dst);
 	session_status(s);
@@ -382,25 +395,33 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	struct session s;
 	struct socks5_request req;
 	struct verdict v;
+	bool linger = true;
 
 	session_setup(&s, w, fd, peer, li);
 	v = rules_match_client(&w->conf->clients,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
 	    .listener = li });
 	s.methods = v.methods;
+	limits_session_begin();
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
 		s.rec.rule = v.rule;
+	} else if (limits_negotiate_begin(w->conf, peer, w->sb, w->slot) == -1) {
+		/* Closed at once: no lingering for a source that holds
+		 * workers with slow greetings. */
+		s.rec.end = AUDIT_END_LIMIT;
+		linger = false;
 	} else if (session_negotiate(&s) == 0 &&
 	    session_request(&s, &req) == 0) {
 		session_command(&s, &req);
 	}
+	limits_session_end();
 	/* A parked session is the hub's now: it writes the audit line. */
 	if (!s.rec.parked) {
 		audit_log(&s.rec, io_now_ms());
 		stats_session_end(&s.rec);
 	}
-	if (s.rec.rep != SOCKS5_REP_SUCCEEDED)
+	if (s.rec.rep != SOCKS5_REP_SUCCEEDED && linger)
 		session_linger(fd);
 	if (s.cmd.target != -1)
 		close(s.cmd.target);

@@ -19,10 +19,11 @@ from harness import (fd_count, finish_daemon, IS_ROOT, Daemon, Pattern, TcpServe
 
 PARK = dict(park_after=1)
 
-# struct hub_msg (hubmsg.h, version 2) on 64-bit Linux: magic, version,
-# the struct audit_record (audit.h), last_ms, done[2], first_eof.
+# struct hub_msg (hubmsg.h, version 3) on 64-bit Linux: magic, version,
+# the struct audit_record (audit.h), last_ms, done[2], first_eof, and the
+# struct limits_msg (limits_shm.h).
 HUB_MAGIC = 0x73356862
-HUB_VERSION = 2
+HUB_VERSION = 3
 
 
 class AuditUdp(ctypes.Structure):  # struct audit_udp: UDP ASSOCIATE counts
@@ -43,10 +44,16 @@ class AuditRecord(ctypes.Structure):
                 ("up", ctypes.c_uint64), ("down", ctypes.c_uint64), ("udp", AuditUdp)]
 
 
+class LimitsMsg(ctypes.Structure):
+    _fields_ = [("holds", ctypes.c_uint32 * 4), ("rate", ctypes.c_uint64 * 2),
+                ("tat", ctypes.c_int64 * 2), ("shared", ctypes.c_uint8)]
+
+
 class HubMsg(ctypes.Structure):
     _fields_ = [("magic", ctypes.c_uint32), ("version", ctypes.c_uint32),
                 ("rec", AuditRecord), ("last_ms", ctypes.c_int64),
-                ("done", ctypes.c_uint8 * 2), ("first_eof", ctypes.c_int8)]
+                ("done", ctypes.c_uint8 * 2), ("first_eof", ctypes.c_int8),
+                ("lim", LimitsMsg)]
 
 
 HUB_MSG_SIZE = ctypes.sizeof(HubMsg)
