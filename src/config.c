@@ -441,8 +441,8 @@ static void
 parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
-	    "log", "relay", "auth", "listeners", "external", "clients", "rules",
-	    NULL };
+	    "log", "relay", "auth", "bind", "listeners", "external", "clients",
+	    "rules", NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
@@ -453,6 +453,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_log(p, root);
 	parse_relay(p, root);
 	parse_auth(p, root);
+	parse_bind(p, root);
 	if (p->d->nerrors == before)
 		check_limits(p, root);
 	parse_listeners(p, root);

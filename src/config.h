@@ -59,6 +59,10 @@ struct config {
 		char *cache_watch[8];	/* files whose change empties the cache */
 		size_t ncache_watch;
 	} auth;
+	struct {
+		struct port_range ports;	/* lo 0: any port */
+		bool any_peer;		/* false: a peer must come from DST */
+	} bind;
 	struct listener_conf *listeners;
 	size_t nlisteners;
 	struct sockaddr_storage external4, external6;

@@ -80,4 +80,7 @@ void parse_external(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,
     const char *name, struct ruleset *rs);
 
+/* config_bind.c: the `bind` group (BIND's ports and peer check). */
+void parse_bind(struct parse *p, const config_setting_t *root);
+
 #endif
