@@ -80,6 +80,24 @@ same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
+/* The family to listen in for a name: the control connection's when the
+ * name has an address of it (the client's own network is the likelier
+ * path for the peer), else the first address's. */
+static int
+bind_family(const struct cmd_ctx *c, const struct bind_want *w)
+{
+	struct sockaddr_storage ctl;
+	socklen_t len = sizeof(ctl);
+
+	if (getsockname(c->fd, (struct sockaddr *)&ctl, &len) == 0) {
+		unmap_v4(&ctl, &ctl);
+		for (int i = 0; i < w->naddrs; i++)
+			if (w->addrs[i].ss_family == ctl.ss_family)
+				return ctl.ss_family;
+	}
+	return w->addrs[0].ss_family;
+}
+
 /* The rules for the request (cmd bind, DST when not zeros; a name is
  * resolved and every address the rules let through is a peer to accept)
  * into *w. Returns SUCCEEDED, or the REP of the refusal with rec->end set. */
@@ -121,7 +139,7 @@ bind_check_request(struct cmd_ctx *c, const struct socks5_request *req,
 		return SOCKS5_REP_NOT_ALLOWED;
 	}
 	w->any = c->conf->bind.any_peer;
-	w->family = w->addrs[0].ss_family;
+	w->family = bind_family(c, w);
 	return SOCKS5_REP_SUCCEEDED;
 }
 
