@@ -17,6 +17,7 @@
 #include "rules.h"
 
 #define BIND_WARN_EVERY_MS 10000	/* "no free port" at most this often */
+#define BIND_LISTEN_TRIES 4		/* portbind + listen, for the race */
 
 /* What the request asks for: the peers it expects and the family. */
 struct bind_want {
@@ -193,32 +194,73 @@ bind_local_addr(const struct cmd_ctx *c, const struct bind_want *w,
 	return err;
 }
 
-/* A listening socket on addr with a port of bind.ports: 0 with *fd, or an
+/*
+ * The ports to listen on: bind.ports, else the kernel's ephemeral range,
+ * read once per process. The kernel's own pick (bind to port 0) scans that
+ * range for a port no socket uses, TIME_WAIT ones included: with tens of
+ * thousands of them (a busy proxy) one bind costs milliseconds, where
+ * trying ports ourselves with SO_REUSEADDR costs microseconds. NULL (the
+ * kernel picks) if the range cannot be read.
+ */
+static const struct port_range *
+bind_ports(const struct config *conf)
+{
+	static struct port_range ephemeral;
+	static bool read_done;
+	unsigned lo, hi;
+	FILE *f;
+
+	if (conf->bind.ports.lo != 0)
+		return &conf->bind.ports;
+	if (!read_done) {
+		read_done = true;
+		if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) != NULL) {
+			if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo >= 1 &&
+			    lo <= hi && hi <= 65535) {
+				ephemeral.lo = (uint16_t)lo;
+				ephemeral.hi = (uint16_t)hi;
+			}
+			fclose(f);
+		}
+	}
+	return ephemeral.lo != 0 ? &ephemeral : NULL;
+}
+
+/* A listening socket on addr with a port of bind_ports: 0 with *fd, or an
  * errno value (EADDRINUSE: no port of the range is free). */
 static int
 bind_listen(const struct config *conf, const struct sockaddr_storage *addr,
     int *fdp)
 {
-	const struct port_range *ports = conf->bind.ports.lo ? &conf->bind.ports :
-	    NULL;
-	int fd, one = 1, err = 0;
+	const struct port_range *ports = bind_ports(conf);
+	int fd, one = 1, err = EADDRINUSE;
 
-	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return errno;
-	/* A port whose last session is in TIME_WAIT is free to listen on. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (addr->ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if ((err = portbind(fd, (const struct sockaddr *)addr, ports)) == 0 &&
-	    listen(fd, 1) == -1)
+	/* Two sockets with SO_REUSEADDR may bind one port; the second to
+	 * listen fails. Another worker's BIND can win that race: try again. */
+	for (int attempt = 0; attempt < BIND_LISTEN_TRIES && err == EADDRINUSE;
+	    attempt++) {
+		fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd == -1)
+			return errno;
+		/* A port whose last session is in TIME_WAIT is free to
+		 * listen on. */
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (addr->ss_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			    sizeof(one));
+		if ((err = portbind(fd, (const struct sockaddr *)addr, ports)) != 0) {
+			close(fd);
+			return err;	/* EADDRINUSE: no port of the range */
+		}
+		if (listen(fd, 1) == 0) {
+			*fdp = fd;
+			return 0;
+		}
 		err = errno;
-	if (err != 0) {
 		close(fd);
-		return err;
 	}
-	*fdp = fd;
-	return 0;
+	return err;
 }
 
 /* A listening socket that cannot be had is worth a warning, but a client
