@@ -320,6 +320,17 @@ class Ipv6(BindBase):
         self.peer_in(ctl, announced, "::1")
 
 
+    def test_v6_peer_asked_over_v4(self):
+        # The client came in over IPv4 and names an IPv6 peer: the daemon
+        # listens on its address routed towards that peer (::1 here).
+        d = self.start()
+        ctl, (raw, rep, atyp, host, port) = self.bind(("127.0.0.1", d.port), "::1", 0)
+        self.assertEqual(raw, reply_bytes(0, "::1", port))
+        peer = self.peer_in(ctl, ("::1", port), "::1")
+        peer.sendall(b"across")
+        self.assertEqual(recv_exact(ctl, 6), b"across")
+
+
 class Rules(BindBase):
 
     def test_rules_refuse_bind(self):
