@@ -75,8 +75,13 @@ bool config_include_check(struct parse *p);
 bool parse_port(struct parse *p, const config_setting_t *e,
     struct port_range *out);
 
+/* config_control.c */
+void parse_control(struct parse *p, const config_setting_t *root);
+
 void parse_listeners(struct parse *p, const config_setting_t *root);
 void parse_external(struct parse *p, const config_setting_t *root);
+/* config_udp.c: the `udp` group (UDP ASSOCIATE). */
+void parse_udp(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,
     const char *name, struct ruleset *rs);
 
