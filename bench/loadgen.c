@@ -22,6 +22,10 @@
  *                (or EOF, then --hold seconds), verifies, prints RESULT.
  *   burst        K clients (-c K) started at once; each does one rate-mode
  *                session; time until all are served, wait percentiles.
+ *   bind         N closed-loop clients as in rate, with BIND instead of
+ *                CONNECT: BIND 127.0.0.1:0 (or ::1), first reply, a peer
+ *                (an echo target of this thread) connects to the announced
+ *                address, second reply, 64-byte echo through it, close.
  * The last line on stdout is "RESULT {json}".
  */
 #define _GNU_SOURCE
@@ -53,11 +57,11 @@
 #define SRCSIZE (1 << 20)
 #define SCRATCH (1 << 20)
 
-enum mode { M_RATE, M_UP, M_DOWN, M_IDLE, M_BURST };
+enum mode { M_RATE, M_UP, M_DOWN, M_IDLE, M_BURST, M_BIND };
 enum tkind { T_ECHO, T_SINK, T_SOURCE, T_N };
 enum okind { O_LISTEN = 1, O_TARGET, O_CLIENT };
 enum cstate {
-	C_FREE, C_CONNECTING, C_SEND, C_METHOD, C_AUTH, C_REPLY, C_ECHO,
+	C_FREE, C_CONNECTING, C_SEND, C_METHOD, C_AUTH, C_REPLY, C_REPLY2, C_ECHO,
 	C_HOLD, C_UP, C_DOWN, C_DONE
 };
 enum fail { F_CONNECT, F_RESET, F_SOCKS, F_TIMEOUT, F_OTHER, F_N };
@@ -290,7 +294,8 @@ static void client_end(struct thr *t, struct client *c, int fail)
 	c->fd = -1;
 	c->state = C_DONE;
 	t->finished++;
-	if (opt.mode == M_RATE && !atomic_load_explicit(&stop, memory_order_relaxed)) {
+	if ((opt.mode == M_RATE || opt.mode == M_BIND) &&
+	    !atomic_load_explicit(&stop, memory_order_relaxed)) {
 		c->next_restart = t->restart;
 		t->restart = c;
 	}
@@ -342,7 +347,10 @@ static void build_connect(struct client *c)
 {
 	unsigned char *p = c->wbuf;
 	uint16_t port = htons(tport[mode_target()]);
-	*p++ = 5; *p++ = 1; *p++ = 0; *p++ = (unsigned char)opt.atyp;
+	if (opt.mode == M_BIND)
+		port = 0; /* the port the peer connects from: any */
+	*p++ = 5; *p++ = opt.mode == M_BIND ? 2 : 1; *p++ = 0;
+	*p++ = (unsigned char)opt.atyp;
 	if (opt.atyp == 1) {
 		uint32_t a = htonl(INADDR_LOOPBACK);
 		memcpy(p, &a, 4); p += 4;
@@ -353,6 +361,50 @@ static void build_connect(struct client *c)
 	}
 	memcpy(p, &port, 2); p += 2;
 	queue_send(c, (uint32_t)(p - c->wbuf), C_REPLY);
+}
+
+/* BIND: the peer, an echo target of this thread, connects to the address
+ * of the first reply (rbuf); the proxy relays it once accepted. */
+static bool bind_peer(struct thr *t, struct client *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof ss);
+	if (c->rbuf[3] == 1) {
+		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+		sa->sin_family = AF_INET;
+		memcpy(&sa->sin_addr, c->rbuf + 4, 4);
+		memcpy(&sa->sin_port, c->rbuf + 8, 2);
+		len = sizeof *sa;
+	} else if (c->rbuf[3] == 4) {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+		sa->sin6_family = AF_INET6;
+		memcpy(&sa->sin6_addr, c->rbuf + 4, 16);
+		memcpy(&sa->sin6_port, c->rbuf + 20, 2);
+		len = sizeof *sa;
+	} else {
+		return false;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	set_nodelay(fd);
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return false;
+	}
+	struct target *g = malloc(sizeof *g);
+	if (!g)
+		die("malloc");
+	g->kind = O_TARGET;
+	g->tkind = T_ECHO;
+	g->fd = fd;
+	g->wlen = g->woff = 0;
+	g->srcoff = 0;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = g };
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		die("epoll_ctl");
+	return true;
 }
 
 static void start_payload(struct thr *t, struct client *c)
@@ -378,6 +430,7 @@ static void echo_done(struct thr *t, struct client *c)
 	int64_t tn = now_ns();
 	switch (opt.mode) {
 	case M_RATE:
+	case M_BIND:
 		t->sessions_total++;
 		if (tn >= t_meas0 && tn < t_meas1) {
 			t->sessions_in_window++;
@@ -451,6 +504,7 @@ static void client_event(struct thr *t, struct client *c, uint32_t ev)
 		case C_METHOD:
 		case C_AUTH:
 		case C_REPLY:
+		case C_REPLY2:
 		case C_ECHO: {
 			size_t room = sizeof c->rbuf - c->rlen;
 			if (c->state == C_METHOD || c->state == C_AUTH)
@@ -489,7 +543,7 @@ static void client_event(struct thr *t, struct client *c, uint32_t ev)
 					return;
 				}
 				build_connect(c);
-			} else if (c->state == C_REPLY) {
+			} else if (c->state == C_REPLY || c->state == C_REPLY2) {
 				if (c->rlen < 5)
 					break;
 				uint32_t need = c->rbuf[3] == 1 ? 10 : c->rbuf[3] == 4 ? 22 :
@@ -502,6 +556,15 @@ static void client_event(struct thr *t, struct client *c, uint32_t ev)
 					break;
 				if (opt.mode == M_DOWN && c->rlen > need)
 					atomic_fetch_add_explicit(&t->down_bytes, c->rlen - need, memory_order_relaxed);
+				if (opt.mode == M_BIND && c->state == C_REPLY) {
+					if (c->rlen > need || !bind_peer(t, c)) {
+						client_end(t, c, F_SOCKS);
+						return;
+					}
+					c->state = C_REPLY2;
+					c->rlen = 0;
+					break;
+				}
 				start_payload(t, c);
 			} else {
 				if (c->rlen < c->want)
@@ -581,7 +644,7 @@ static void *thread_main(void *arg)
 	int vnext = 0;   /* next held client to verify (idle) */
 	int myphase = 0;
 	bool reported = false;
-	if (opt.mode == M_RATE) {
+	if (opt.mode == M_RATE || opt.mode == M_BIND) {
 		for (int i = 0; i < t->ncl; i++)
 			client_start(t, &t->cl[i]);
 		next = t->ncl;
@@ -724,9 +787,10 @@ static int parse_proxy(const char *s)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: loadgen -m rate|stream-up|stream-down|idle|burst [options]\n"
+		"usage: loadgen -m rate|stream-up|stream-down|idle|burst|bind [options]\n"
 		"  -p, --proxy ADDR:PORT  SOCKS5 proxy (IPv4 or [IPv6]); none: direct\n"
-		"  -a, --atyp ipv4|domain|ipv6  CONNECT address type (default ipv4)\n"
+		"  -a, --atyp ipv4|domain|ipv6  CONNECT address type (default ipv4;\n"
+		"            bind: ipv4 or ipv6)\n"
 		"  -U, --user U -P, --pass P    RFC 1929 username/password\n"
 		"  -c N      clients, streams or sessions (default 16)\n"
 		"  -t N      threads (default 2)\n"
@@ -827,6 +891,7 @@ int main(int argc, char **argv)
 			else if (!strcmp(v, "stream-down")) opt.mode = M_DOWN;
 			else if (!strcmp(v, "idle")) opt.mode = M_IDLE;
 			else if (!strcmp(v, "burst")) opt.mode = M_BURST;
+			else if (!strcmp(v, "bind")) opt.mode = M_BIND;
 			else usage();
 		} else if (ARG("-p", "--proxy")) {
 			if (parse_proxy(v) < 0)
@@ -960,6 +1025,7 @@ int main(int argc, char **argv)
 
 	switch (opt.mode) {
 	case M_RATE:
+	case M_BIND:
 		sleep_until(t_meas1);
 		break;
 	case M_UP:
@@ -1045,11 +1111,12 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	double self_cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 			  ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	static const char *mname[] = { "rate", "stream-up", "stream-down", "idle", "burst" };
+	static const char *mname[] = { "rate", "stream-up", "stream-down", "idle", "burst", "bind" };
 	printf("RESULT {\"mode\":\"%s\",\"clients\":%d,\"threads\":%d,\"proxied\":%s,",
 	       mname[opt.mode], opt.clients, opt.threads, opt.proxied ? "true" : "false");
 	switch (opt.mode) {
 	case M_RATE:
+	case M_BIND:
 		printf("\"sessions\":%llu,\"sessions_total\":%llu,\"rate\":%.1f,"
 		       "\"p50_ms\":%.4f,\"p99_ms\":%.4f,",
 		       (unsigned long long)sess_win, (unsigned long long)sess_total,

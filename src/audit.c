@@ -96,17 +96,17 @@ format_udp(const struct audit_record *a, char *buf, size_t len)
 	snprintf(buf, len, " dgrams_up=%" PRIu64 " dgrams_down=%" PRIu64
 	    " dests=%" PRIu32 " drop_stranger=%" PRIu64 " drop_header=%" PRIu64
 	    " drop_frag=%" PRIu64 " drop_rule=%" PRIu64 " drop_resolve=%" PRIu64
-	    " drop_source=%" PRIu64 " drop_send=%" PRIu64, u->dgrams_up,
-	    u->dgrams_down, u->dests, u->drop_stranger, u->drop_header,
-	    u->drop_frag, u->drop_rule, u->drop_resolve, u->drop_source,
-	    u->drop_send);
+	    " drop_source=%" PRIu64 " drop_send=%" PRIu64 " drop_limit=%" PRIu64,
+	    u->dgrams_up, u->dgrams_down, u->dests, u->drop_stranger,
+	    u->drop_header, u->drop_frag, u->drop_rule, u->drop_resolve,
+	    u->drop_source, u->drop_send, u->drop_limit);
 }
 
 void
 audit_log(const struct audit_record *a, int64_t now_ms)
 {
 	char client[ADDR_STRLEN], listener[ADDR_STRLEN], target[ADDR_STRLEN];
-	char udp[320];
+	char udp[512];
 	char user[AUDIT_USER_LEN * 4 + 1], rule[16], rep[16];
 	int64_t ms = now_ms - a->start_ms;
 

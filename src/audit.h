@@ -43,6 +43,7 @@ struct audit_udp {
 	uint64_t drop_source;		/* reply from a source not sent to */
 	uint64_t drop_send;		/* could not be sent (buffer full, too big,
 					 * unreachable, destination table full) */
+	uint64_t drop_limit;		/* over the rule's max_sessions or rate */
 };
 
 /* One session, as its audit line tells it. Strings are raw bytes as the

@@ -446,8 +446,8 @@ static void
 parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
-	    "log", "relay", "auth", "udp", "listeners", "external", "clients",
-	    "rules", "control", NULL };
+	    "log", "relay", "auth", "bind", "udp", "listeners", "external",
+	    "clients", "rules", "control", NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
@@ -458,6 +458,7 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_log(p, root);
 	parse_relay(p, root);
 	parse_auth(p, root);
+	parse_bind(p, root);
 	parse_control(p, root);
 	parse_udp(p, root);
 	if (p->d->nerrors == before)

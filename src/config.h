@@ -66,6 +66,10 @@ struct config {
 	} auth;
 	char *control_socket;		/* control.socket; "": none */
 	struct {
+		struct port_range ports;	/* lo 0: any port */
+		bool any_peer;		/* false: a peer must come from DST */
+	} bind;
+	struct {
 		struct port_range ports;	/* relay ports; lo 0: any */
 		bool replies_any;	/* replies from any source, not only
 					 * from the destinations sent to */

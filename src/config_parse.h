@@ -92,5 +92,7 @@ void parse_rules(struct parse *p, const config_setting_t *root,
 	"rate_down", "rate_per"
 void parse_rule_limits(struct parse *p, const config_setting_t *r,
     struct rule *rule);
+/* config_bind.c: the `bind` group (BIND's ports and peer check). */
+void parse_bind(struct parse *p, const config_setting_t *root);
 
 #endif

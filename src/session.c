@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "audit.h"
 #include "authc.h"
+#include "bind.h"
 #include "command.h"
 #include "connect.h"
 #include "io.h"
@@ -27,7 +28,7 @@
 /* The commands, by SOCKS5 code. NULL: not supported (REP 07). */
 static const cmd_run_fn commands[] = {
 	[SOCKS5_CMD_CONNECT] = connect_command,
-	[SOCKS5_CMD_BIND] = NULL,
+	[SOCKS5_CMD_BIND] = bind_command,
 	[SOCKS5_CMD_UDP_ASSOCIATE] = udp_command,
 };
 
@@ -340,7 +341,7 @@ session_command(struct session *s, const struct socks5_request *req)
 	    commands[req->cmd] : NULL;
 
 	if (run == NULL) {
-		/* BIND is not built yet. */
+		/* No entry for this code. */
 		cmd_fail(&s->cmd, SOCKS5_REP_CMD_NOT_SUPPORTED, AUDIT_END_FAILED);
 		return;
 	}

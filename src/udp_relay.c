@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "connect.h"
+#include "limits_session.h"
 #include "log.h"
 #include "udp_relay.h"
 
@@ -98,6 +99,23 @@ udp_same_ip(const struct sockaddr *x, const struct sockaddr *y)
 	    &((struct sockaddr_in6 *)&b)->sin6_addr, 16) == 0;
 }
 
+/* Whether a datagram of n bytes fits the rate cap b (NULL: none), which
+ * is charged for it then: a datagram over the cap is dropped, as a router
+ * shapes UDP, not delayed. */
+static bool
+udp_rate_ok(struct rate_bucket *b, size_t n)
+{
+	int64_t now, wait;
+
+	if (b == NULL || b->rate == 0)
+		return true;
+	now = rate_now_ns();
+	if (rate_allow(b, now, &wait) < n)
+		return false;
+	rate_charge(b, now, n);
+	return true;
+}
+
 static bool
 same_addr(const struct sockaddr *x, const struct sockaddr *y)
 {
@@ -128,6 +146,17 @@ dest_get(struct udp_assoc *a, const struct sockaddr *sa, const char *name)
 	q.dst_name = name;
 	q.port = addr_port(sa);
 	v = rules_match_request(&a->conf->rules, &q);
+	/* The association counts under the rule of its first destination:
+	 * its max_sessions and its rate caps. Over the cap, that
+	 * destination is refused (and the next one tries again). */
+	if (v.pass && !a->limited) {
+		if (limits_take_verdict(a->conf, &v, &q) == -1) {
+			a->rec->udp.drop_limit++;
+			return NULL;
+		}
+		a->limited = true;
+		limits_session_rates(a->rate);
+	}
 	d = &a->dests[a->ndests++];
 	memset(&d->addr, 0, sizeof(d->addr));
 	memcpy(&d->addr, sa, addr_len(sa));
@@ -177,7 +206,9 @@ target_of(struct udp_assoc *a, const struct socks5_addr *dst,
 	if (socks5_addr_to_sockaddr(dst, to) == 0) {
 		udp_unmap(to);
 		if ((d = dest_get(a, (struct sockaddr *)to, NULL)) == NULL) {
-			a->rec->udp.drop_send++;
+			/* Not full: over a limit, counted as drop_limit. */
+			if (a->ndests == UDP_MAX_DESTS)
+				a->rec->udp.drop_send++;
 			return -1;
 		}
 		if (!d->pass)
@@ -206,6 +237,8 @@ target_of(struct udp_assoc *a, const struct socks5_addr *dst,
 		d = dest_get(a, (struct sockaddr *)to, nm->name);
 		if (d != NULL && d->pass)
 			return 0;
+		if (d == NULL && a->ndests < UDP_MAX_DESTS)
+			return -1;	/* over a limit: drop_limit */
 	}
 	a->rec->udp.drop_rule++;
 	return -1;
@@ -358,6 +391,10 @@ client_datagram(struct udp_assoc *a, const uint8_t *d, size_t len,
 		a->rec->udp.drop_send++;
 		return;
 	}
+	if (!udp_rate_ok(a->rate[0], len - used)) {
+		a->rec->udp.drop_limit++;
+		return;
+	}
 	queue_add(&a->b->q[to.ss_family == AF_INET ? UDP_V4 : UDP_V6],
 	    d + used, len - used, 0, (struct sockaddr *)&to);
 }
@@ -416,6 +453,10 @@ udp_pump_remote(struct udp_assoc *a, int fam)
 		if (!a->port_known ||
 		    !reply_allowed(a, (struct sockaddr *)&b->from[i])) {
 			a->rec->udp.drop_source++;
+			continue;
+		}
+		if (!udp_rate_ok(a->rate[1], b->msg[i].msg_len)) {
+			a->rec->udp.drop_limit++;
 			continue;
 		}
 		/* The slot has room before the payload: the header goes

@@ -50,6 +50,9 @@ struct udp_assoc {
 	struct udp_name names[UDP_MAX_NAMES];
 	size_t nnames, next_name;	/* next_name: the one to replace */
 	struct udp_batch *b;
+	bool limited;			/* a rule's limits taken (the first
+					 * destination it passed) */
+	struct rate_bucket *rate[2];	/* that rule's caps, NULL: none */
 };
 
 /* Allocates the pump's buffers for conf->udp.batch datagrams a call:

@@ -31,7 +31,7 @@ class AuditUdp(ctypes.Structure):  # struct audit_udp: UDP ASSOCIATE counts
                 ("dests", ctypes.c_uint32)] + \
                [(k, ctypes.c_uint64) for k in ("drop_stranger", "drop_header", "drop_frag",
                                                "drop_rule", "drop_resolve", "drop_source",
-                                               "drop_send")]
+                                               "drop_send", "drop_limit")]
 
 
 class AuditRecord(ctypes.Structure):

@@ -60,8 +60,7 @@ class Replies(DaemonCase):
         self.error_reply(request_bytes("127.0.0.1", self.echo.port, cmd=9), 7)
         self.assert_still_serving()
 
-    def test_bind_rep07(self):
-        self.error_reply(request_bytes("127.0.0.1", self.echo.port, cmd=2), 7)
+    # BIND is served now: its replies are tested in test_bind.py.
 
     # UDP ASSOCIATE is answered 00 now: see test_udp.py.
 

@@ -545,5 +545,57 @@ class UdpConfig(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
+
+class Limits(UdpBase):
+
+    def test_max_sessions_counts_associations(self):
+        """An association counts under the rule of its first destination:
+        with max_sessions = 1 per client, a second association's datagrams
+        are dropped (drop_limit) while the first runs, and a third
+        association works once the first ended."""
+        e = self.echo()
+        d = self.start(rules='rules = ( { action = "pass"; max_sessions = 1; } );\n')
+        proxy = ("127.0.0.1", d.port)
+        ctl, r = associate(proxy)
+        u = self.client()
+        relay = (r[3], r[4])
+        self.assertEqual(parse_header(roundtrip(u, relay, *e.addr, b"one"))[2], b"one")
+        ctl2, r2 = associate(proxy)
+        u2 = self.client()
+        u2.sendto(udp_header(*e.addr) + b"two", (r2[3], r2[4]))
+        # The refusal's line (once a minute per key) says it was seen.
+        d.wait_log(r"\blimit-sessions rule=1 ")
+        f2 = self.end_line(d, ctl2)
+        self.assertEqual((f2["dgrams_up"], f2["drop_limit"], f2["dests"]), ("0", "1", "0"), f2)
+        self.assertNotIn(b"two", e.got)
+        self.end_line(d, ctl)
+        ctl3, r3 = associate(proxy)
+        self.addCleanup(ctl3.close)
+        u3 = self.client()
+        self.assertEqual(parse_header(roundtrip(u3, (r3[3], r3[4]), *e.addr, b"three"))[2],
+                         b"three")
+
+    def test_rate_up_drops_datagrams_over_the_cap(self):
+        """rate_up = 2000 bytes/s: of 200 datagrams of 1000 bytes sent at
+        once, only the burst goes (a few); the rest are drop_limit."""
+        e = self.echo()
+        d = self.start(rules='rules = ( { action = "pass"; rate_up = 2000; } );\n')
+        ctl, r = associate(("127.0.0.1", d.port))
+        u = self.client()
+        for _ in range(200):
+            u.sendto(udp_header(*e.addr) + bytes(1000), (r[3], r[4]))
+        wait_until(lambda: len(e.got) > 0, 10, "a first datagram through")
+        # A datagram after the burst: the relay has read what came before
+        # it once this one is counted (in order on one socket).
+        u.sendto(udp_header(*e.addr) + b"last", (r[3], r[4]))
+        f = self.end_line(d, ctl)
+        sent, dropped = int(f["dgrams_up"]), int(f["drop_limit"])
+        self.assertGreater(sent, 0, f)
+        self.assertLessEqual(sent, 5, f)
+        # The kernel may drop some of the burst before the relay reads
+        # it; of what it read, the cap dropped all but the first few.
+        self.assertGreaterEqual(dropped, 40, f)
+        wait_until(lambda: len(e.got) == sent, 5, "the echo to see what was sent")
+
 if __name__ == "__main__":
     unittest.main()

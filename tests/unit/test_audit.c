@@ -113,20 +113,20 @@ START_TEST(line_of_a_udp_association)
 	a.udp = (struct audit_udp){ .dgrams_up = 10, .dgrams_down = 20,
 	    .dests = 2, .drop_stranger = 3, .drop_header = 4, .drop_frag = 5,
 	    .drop_rule = 6, .drop_resolve = 7, .drop_source = 8,
-	    .drop_send = 9 };
+	    .drop_send = 9, .drop_limit = 10 };
 	a.end = AUDIT_END_CLIENT;
 	ck_assert_ptr_nonnull(strstr(logged(&a, 2000),
 	    "method=none user=- cmd=udp dst=0.0.0.0:0 addr=- rule=1 rep=0 "
 	    "up=640 down=1280 secs=1.000 end=client dgrams_up=10 dgrams_down=20 "
 	    "dests=2 drop_stranger=3 drop_header=4 drop_frag=5 drop_rule=6 "
-	    "drop_resolve=7 drop_source=8 drop_send=9\n"));
+	    "drop_resolve=7 drop_source=8 drop_send=9 drop_limit=10\n"));
 	a.cmd = 1;
 	ck_assert_ptr_nonnull(strstr(logged(&a, 2000), " end=client\n"));
 	/* The largest counts fit the line too. */
 	a.cmd = 3;
 	memset(&a.udp, 0xff, sizeof(a.udp));
 	ck_assert_ptr_nonnull(strstr(logged(&a, 2000),
-	    " drop_send=18446744073709551615\n"));
+	    " drop_limit=18446744073709551615\n"));
 }
 END_TEST
 
