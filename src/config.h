@@ -24,6 +24,7 @@ struct listener_conf {
 	int backlog;
 	uint8_t methods[CONFIG_MAX_METHODS];	/* in order of preference */
 	int nmethods;
+	char *name;		/* what rules may call it; NULL: no name */
 	char *file;		/* the file it is written in (NULL: path) */
 	int line;
 };

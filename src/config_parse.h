@@ -75,6 +75,9 @@ bool config_include_check(struct parse *p);
 bool parse_port(struct parse *p, const config_setting_t *e,
     struct port_range *out);
 
+/* Whether v may name a rule or a listener (config_rules.c). */
+bool parse_name_valid(const char *v);
+
 void parse_listeners(struct parse *p, const config_setting_t *root);
 void parse_external(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,

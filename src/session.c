@@ -378,9 +378,11 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
 	    .listener = li });
 	s.methods = v.methods;
+	/* A client rule with log = false quiets the sessions it lets in too. */
+	if (v.quiet || !v.pass)
+		audit_set_rule(&s.rec, v.rule, v.name, v.quiet);
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
-		s.rec.rule = v.rule;
 	} else if (session_negotiate(&s) == 0 &&
 	    session_request(&s, &req) == 0) {
 		session_command(&s, &req);
