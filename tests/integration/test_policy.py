@@ -273,8 +273,12 @@ class Self(PolicyBase):
             echo_roundtrip(s, b"not yet self")
         self.assertEqual(d.session(me)["rule"], "2")
         mark = d.mark()
+        old = set(d.workers_pids())
         d.signal(signal.SIGHUP)
         d.wait_log(r"\breload generation=", mark, 10)
+        # An old worker may still take a client with the old rules (one it
+        # was woken for): ask once they are gone.
+        wait_until(lambda: not old & set(d.workers_pids()), 10, "old workers to exit")
         rep, fields = self.request(d, self.LATER, echo.port)
         self.assertEqual((rep, fields["rule"]), (2, "self"), fields)
 
