@@ -255,6 +255,17 @@ query_name_init(struct query_name *qn, const char *name)
 		}
 }
 
+/* One bit per suffix of the name, as rule_head.names has them. */
+static uint64_t
+query_bits(const struct query_name *qn)
+{
+	uint64_t bits = 0;
+
+	for (size_t i = 0; i < qn->nsuffix; i++)
+		bits |= (uint64_t)1 << (qn->hash[i] & 63);
+	return bits;
+}
+
 static bool
 name_matches(const struct rule *r, const struct query_name *qn)
 {
@@ -294,9 +305,75 @@ rule_compiled_free(struct rule *r)
 	memset(&r->user_set, 0, sizeof(r->user_set));
 }
 
+enum {
+	HEAD_FROM = 1, HEAD_FROM6 = 2,	/* `from`; with IPv6 networks */
+	HEAD_TO_NETS = 4, HEAD_TO6 = 8,	/* `to` networks; with IPv6 ones */
+	HEAD_NAMES = 16,		/* `to` names */
+	HEAD_LOGIN = 32,		/* users or groups: a login needed */
+	HEAD_PASS = 64,			/* action pass */
+};
+
+static void
+span_of(const struct net_set *s, uint32_t *lo, uint32_t *hi)
+{
+	*lo = 1;
+	*hi = 0;
+	if (s->n4 > 0) {
+		*lo = s->v4[0].lo;
+		*hi = s->v4[s->n4 - 1].hi;
+	}
+}
+
+static uint64_t
+name_bits(char *const *names, size_t n)
+{
+	uint64_t bits = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bits |= (uint64_t)1 << (rules_name_hash(names[i],
+		    strlen(names[i])) & 63);
+	return bits;
+}
+
+static void
+head_build(const struct rule *r, struct rule_head *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->listeners = r->listeners;
+	h->methods = r->methods;
+	h->commands = r->commands;
+	span_of(&r->from_set, &h->from_lo, &h->from_hi);
+	span_of(&r->to_set, &h->to_lo, &h->to_hi);
+	h->names = name_bits(r->hosts, r->nhosts) |
+	    name_bits(r->domains, r->ndomains);
+	h->port_lo = 0;
+	h->port_hi = 65535;
+	if (r->nports > 0) {
+		h->port_lo = 65535;
+		h->port_hi = 0;
+	}
+	for (size_t i = 0; i < r->nports; i++) {
+		if (r->ports[i].lo < h->port_lo)
+			h->port_lo = r->ports[i].lo;
+		if (r->ports[i].hi > h->port_hi)
+			h->port_hi = r->ports[i].hi;
+	}
+	h->flags = (r->nfrom > 0 ? HEAD_FROM : 0) |
+	    (r->from_set.n6 > 0 ? HEAD_FROM6 : 0) |
+	    (r->nto > 0 ? HEAD_TO_NETS : 0) |
+	    (r->to_set.n6 > 0 ? HEAD_TO6 : 0) |
+	    (r->nhosts + r->ndomains > 0 ? HEAD_NAMES : 0) |
+	    (r->nusers > 0 || r->has_groups ? HEAD_LOGIN : 0) |
+	    (r->action == RULE_PASS ? HEAD_PASS : 0);
+}
+
 void
 rules_compile(struct ruleset *rs)
 {
+	free(rs->heads);
+	rs->heads = NULL;
+	if (rs->n > 0 && (rs->heads = calloc(rs->n, sizeof(*rs->heads))) == NULL)
+		fatal("calloc");
 	for (size_t i = 0; i < rs->n; i++) {
 		struct rule *r = &rs->list[i];
 
@@ -308,6 +385,7 @@ rules_compile(struct ruleset *rs)
 		name_set_build(r->users, r->nusers, &r->user_set);
 		if (r->ngids > 1)
 			qsort(r->gids, r->ngids, sizeof(*r->gids), cmp_gid);
+		head_build(r, &rs->heads[i]);
 	}
 }
 
@@ -363,6 +441,55 @@ session_matches(const struct rule *r, const struct rules_query *q)
 	return !r->has_groups || has_gid(r, q->gids, q->ngids);
 }
 
+/* Whether sa may lie in networks whose IPv4 span is lo..hi (and which
+ * hold IPv6 networks if has6). */
+static bool
+in_span(uint32_t lo, uint32_t hi, bool has6, const struct sockaddr *sa)
+{
+	uint32_t v4;
+
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		v4 = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+		return lo <= v4 && v4 <= hi;
+	}
+	if (sa->sa_family != AF_INET6)
+		return false;
+	return has6 || (addr_embedded_v4(((const struct sockaddr_in6 *)sa)->
+	    sin6_addr.s6_addr, &v4) && lo <= v4 && v4 <= hi);
+}
+
+static bool
+head_from(const struct rule_head *h, const struct rules_query *q)
+{
+	return (!(h->flags & HEAD_FROM) || in_span(h->from_lo, h->from_hi,
+	    h->flags & HEAD_FROM6, q->client)) &&
+	    (h->listeners == 0 || (q->listener >= 0 && q->listener < 64 &&
+	    (h->listeners & ((uint64_t)1 << q->listener))));
+}
+
+/* The head's test of a request: may the rule match (with_dst), or may it
+ * decide before the address is known (!with_dst: rules_may_pass)? */
+static bool
+head_request(const struct rule_head *h, const struct rules_query *q,
+    uint64_t qbits, bool with_dst)
+{
+	bool by_name = (h->flags & HEAD_NAMES) && (h->names & qbits);
+
+	if (!head_from(h, q) || !bit_in(h->methods, q->method) ||
+	    !bit_in(h->commands, q->cmd) || q->port < h->port_lo ||
+	    q->port > h->port_hi || ((h->flags & HEAD_LOGIN) && q->user == NULL))
+		return false;
+	if (!(h->flags & (HEAD_TO_NETS | HEAD_NAMES)))
+		return true;
+	if (!with_dst)
+		return by_name || ((h->flags & HEAD_TO_NETS) &&
+		    (h->flags & HEAD_PASS));
+	return by_name || ((h->flags & HEAD_TO_NETS) && in_span(h->to_lo,
+	    h->to_hi, h->flags & HEAD_TO6, q->dst));
+}
+
 static bool
 has_to(const struct rule *r)
 {
@@ -380,7 +507,8 @@ struct verdict
 rules_match_client(const struct ruleset *rs, const struct rules_query *q)
 {
 	for (size_t i = 0; i < rs->n; i++)
-		if (from_matches(&rs->list[i], q))
+		if ((rs->heads == NULL || head_from(&rs->heads[i], q)) &&
+		    from_matches(&rs->list[i], q))
 			return verdict_of(&rs->list[i], i);
 	return (struct verdict){ false, 0, 0, NULL, false };
 }
@@ -389,12 +517,15 @@ struct verdict
 rules_may_pass(const struct ruleset *rs, const struct rules_query *q)
 {
 	struct query_name qn;
+	uint64_t qbits;
 
 	query_name_init(&qn, q->dst_name);
+	qbits = query_bits(&qn);
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->list[i];
 
-		if (!session_matches(r, q))
+		if ((rs->heads != NULL && !head_request(&rs->heads[i], q, qbits,
+		    false)) || !session_matches(r, q))
 			continue;
 		/* A rule that matches whatever the address decides; one for
 		 * some addresses decides only if it lets them pass. */
@@ -409,11 +540,16 @@ struct verdict
 rules_match_request(const struct ruleset *rs, const struct rules_query *q)
 {
 	struct query_name qn;
+	uint64_t qbits;
 
 	query_name_init(&qn, q->dst_name);
+	qbits = query_bits(&qn);
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->list[i];
 
+		if (rs->heads != NULL && !head_request(&rs->heads[i], q, qbits,
+		    true))
+			continue;
 		if (session_matches(r, q) && (!has_to(r) ||
 		    (r->nto > 0 && net_set_has(&r->to_set, q->dst)) ||
 		    name_matches(r, &qn)))
@@ -615,7 +751,9 @@ rules_free(struct ruleset *rs)
 		free(r->ports);
 	}
 	free(rs->list);
+	free(rs->heads);
 	rs->list = NULL;
+	rs->heads = NULL;
 	rs->n = 0;
 	rs->present = false;
 }
