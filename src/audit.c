@@ -95,10 +95,29 @@ audit_method_name(int method)
 	}
 }
 
+/* The keys a UDP association adds to its line ("" for other commands). */
+static void
+format_udp(const struct audit_record *a, char *buf, size_t len)
+{
+	const struct audit_udp *u = &a->udp;
+
+	buf[0] = '\0';
+	if (a->cmd != SOCKS5_CMD_UDP_ASSOCIATE)
+		return;
+	snprintf(buf, len, " dgrams_up=%" PRIu64 " dgrams_down=%" PRIu64
+	    " dests=%" PRIu32 " drop_stranger=%" PRIu64 " drop_header=%" PRIu64
+	    " drop_frag=%" PRIu64 " drop_rule=%" PRIu64 " drop_resolve=%" PRIu64
+	    " drop_source=%" PRIu64 " drop_send=%" PRIu64, u->dgrams_up,
+	    u->dgrams_down, u->dests, u->drop_stranger, u->drop_header,
+	    u->drop_frag, u->drop_rule, u->drop_resolve, u->drop_source,
+	    u->drop_send);
+}
+
 void
 audit_log(const struct audit_record *a, int64_t now_ms)
 {
 	char client[ADDR_STRLEN], listener[ADDR_STRLEN], target[ADDR_STRLEN];
+	char udp[320];
 	char user[AUDIT_USER_LEN * 4 + 1], rule[AUDIT_RULE_LEN * 4 + 1];
 	char rep[16];
 	int64_t ms = now_ms - a->start_ms;
@@ -128,15 +147,16 @@ audit_log(const struct audit_record *a, int64_t now_ms)
 	else
 		format_int(rule, sizeof(rule), a->rule);
 	format_int(rep, sizeof(rep), a->rep);
+	format_udp(a, udp, sizeof(udp));
 	(level == LOG_DEBUG ? log_debug : log_info)(
 	    "session client=%s listener=%s method=%s user=%s cmd=%s "
 	    "dst=%s addr=%s rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64
-	    " secs=%" PRId64 ".%03d end=%s%s", client, listener,
+	    " secs=%" PRId64 ".%03d end=%s%s%s", client, listener,
 	    audit_method_name(a->method), user,
 	    a->cmd >= 0 ? socks5_cmd_name((uint8_t)a->cmd) : "-",
 	    a->dst[0] ? a->dst : "-", target, rule, rep, a->up, a->down,
 	    ms / 1000, (int)(ms % 1000), audit_end_name(a->end),
-	    a->parked ? " parked=1" : "");
+	    a->parked ? " parked=1" : "", udp);
 }
 
 void

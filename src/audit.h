@@ -30,6 +30,21 @@ enum audit_end {
 	AUDIT_END_AUTH,			/* the login failed (see its auth-fail line) */
 };
 
+/* What a UDP ASSOCIATE relayed and dropped: the line's extra keys, written
+ * only for cmd=udp (up and down are its payload bytes). */
+struct audit_udp {
+	uint64_t dgrams_up, dgrams_down;	/* datagrams relayed each way */
+	uint32_t dests;			/* distinct destinations sent to */
+	uint64_t drop_stranger;		/* from another address than the client */
+	uint64_t drop_header;		/* malformed header (truncated, RSV, ATYP) */
+	uint64_t drop_frag;		/* FRAG not 0 */
+	uint64_t drop_rule;		/* target refused by the rules */
+	uint64_t drop_resolve;		/* name that did not resolve */
+	uint64_t drop_source;		/* reply from a source not sent to */
+	uint64_t drop_send;		/* could not be sent (buffer full, too big,
+					 * unreachable, destination table full) */
+};
+
 /* One session, as its audit line tells it. Strings are raw bytes as the
  * client sent them (user) or already escaped (dst); the line escapes what
  * needs it. */
@@ -52,6 +67,7 @@ struct audit_record {
 	enum audit_end end;
 	int64_t start_ms;		/* accepted (monotonic ms) */
 	uint64_t up, down;		/* bytes delivered each way */
+	struct audit_udp udp;		/* cmd=udp only */
 };
 
 /* A fresh record for a client accepted now. */

@@ -384,7 +384,6 @@ parse_auth(struct parse *p, const config_setting_t *root)
 			fatal("strdup");
 		else {
 			free(c->auth.pam_service);
-	free_cache_watch(c);
 			c->auth.pam_service = (char *)v;
 		}
 	}
@@ -420,6 +419,7 @@ set_defaults(struct config *c)
 	c->timeouts.shutdown = 10;
 	c->timeouts.bind = 60;
 	c->timeouts.udp = 300;
+	c->udp.batch = 16;
 	c->log.facility = LOG_DAEMON;
 	c->log.level = LOG_INFO;
 	c->relay.mode = RELAY_SPLICE;
@@ -435,14 +435,16 @@ set_defaults(struct config *c)
 	c->auth.timeout = 10;
 	c->auth.cache_ttl = 0;
 	default_cache_watch(c);
+	if ((c->control_socket = strdup(config_control_default())) == NULL)
+		fatal("strdup");
 }
 
 static void
 parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
-	    "log", "relay", "auth", "listeners", "external", "clients", "rules",
-	    NULL };
+	    "log", "relay", "auth", "udp", "listeners", "external", "clients",
+	    "rules", "control", NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
@@ -453,6 +455,8 @@ parse_root(struct parse *p, const config_setting_t *root)
 	parse_log(p, root);
 	parse_relay(p, root);
 	parse_auth(p, root);
+	parse_control(p, root);
+	parse_udp(p, root);
 	if (p->d->nerrors == before)
 		check_limits(p, root);
 	parse_listeners(p, root);
@@ -554,6 +558,7 @@ config_free(struct config *c)
 	free(c->listeners);
 	free(c->user);
 	free(c->auth.pam_service);
+	free(c->control_socket);
 	free_cache_watch(c);
 	free(c->path);
 	free(c);

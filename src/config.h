@@ -14,6 +14,7 @@
 
 #define CONFIG_MAX_METHODS 4
 #define CONFIG_MAX_LISTENERS 64
+#define CONFIG_UDP_MAX_BATCH 64	/* udp.batch: datagrams per system call */
 
 enum relay_mode { RELAY_SPLICE, RELAY_COPY };
 
@@ -25,6 +26,9 @@ struct listener_conf {
 	uint8_t methods[CONFIG_MAX_METHODS];	/* in order of preference */
 	int nmethods;
 	char *name;		/* what rules may call it; NULL: no name */
+	/* UDP ASSOCIATE: the address named in the reply instead of the one
+	 * the client reached (a host behind NAT); family 0: none. */
+	struct sockaddr_storage udp_announce;
 	char *file;		/* the file it is written in (NULL: path) */
 	int line;
 };
@@ -60,6 +64,13 @@ struct config {
 		char *cache_watch[8];	/* files whose change empties the cache */
 		size_t ncache_watch;
 	} auth;
+	char *control_socket;		/* control.socket; "": none */
+	struct {
+		struct port_range ports;	/* relay ports; lo 0: any */
+		bool replies_any;	/* replies from any source, not only
+					 * from the destinations sent to */
+		int batch;		/* datagrams per recvmmsg/sendmmsg */
+	} udp;
 	struct listener_conf *listeners;
 	size_t nlisteners;
 	struct sockaddr_storage external4, external6;
@@ -73,5 +84,10 @@ struct config {
  * it is about. Returns the config if no error was added, else NULL. */
 struct config *config_load(const char *path, struct diag *d);
 void config_free(struct config *conf);
+/* control.socket's default path. */
+const char *config_control_default(void);
+/* control.socket as written in path, without validating the rest (the
+ * default when the file cannot be read or parsed, or does not say). */
+char *config_control_socket(const char *path);
 
 #endif

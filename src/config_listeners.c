@@ -68,12 +68,31 @@ parse_listener_name(struct parse *p, const config_setting_t *l,
 		fatal("strdup");
 }
 
+/* udp_announce: the address UDP ASSOCIATE replies name (NAT). */
+static void
+parse_announce(struct parse *p, const config_setting_t *l,
+    struct listener_conf *lc)
+{
+	config_setting_t *s = config_setting_get_member(l, "udp_announce");
+	const char *v;
+	socklen_t len;
+
+	if (s == NULL)
+		return;
+	v = config_setting_get_string(s);
+	if (v == NULL || addr_parse_ip(v, 0, &lc->udp_announce, &len) == -1) {
+		perr(p, s, "listener udp_announce \"%s\" is not a numeric IPv4 or IPv6 address",
+		    v ? v : "(not a string)");
+		lc->udp_announce.ss_family = 0;
+	}
+}
+
 static void
 parse_listener(struct parse *p, const config_setting_t *l,
     struct listener_conf *lc)
 {
 	static const char *const known[] = { "address", "port", "methods",
-	    "v6only", "backlog", "name", NULL };
+	    "v6only", "backlog", "name", "udp_announce", NULL };
 	char buf[PATH_MAX];
 	const char *address, *file;
 	int port = -1, v6only;
@@ -100,6 +119,7 @@ parse_listener(struct parse *p, const config_setting_t *l,
 	parse_get_int(p, l, "listener", "backlog", 1, 65535, &lc->backlog);
 	parse_methods(p, l, lc);
 	parse_listener_name(p, l, lc);
+	parse_announce(p, l, lc);
 	if (address == NULL)
 		return;
 	if (addr_parse_ip(address, port == -1 ? 0 : (uint16_t)port, &lc->addr,

@@ -77,9 +77,13 @@ bool parse_port(struct parse *p, const config_setting_t *e,
 
 /* Whether v may name a rule or a listener (config_rules.c). */
 bool parse_name_valid(const char *v);
+/* config_control.c */
+void parse_control(struct parse *p, const config_setting_t *root);
 
 void parse_listeners(struct parse *p, const config_setting_t *root);
 void parse_external(struct parse *p, const config_setting_t *root);
+/* config_udp.c: the `udp` group (UDP ASSOCIATE). */
+void parse_udp(struct parse *p, const config_setting_t *root);
 void parse_rules(struct parse *p, const config_setting_t *root,
     const char *name, struct ruleset *rs);
 

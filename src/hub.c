@@ -17,6 +17,7 @@
 #include "hub_relay.h"
 #include "io.h"
 #include "log.h"
+#include "stats.h"
 
 #define HUB_FD_RESERVE	4	/* fds kept free beyond the sessions' */
 #define HUB_SCAN_MS	1000	/* the pipe pool is trimmed this often */
@@ -314,6 +315,7 @@ noreturn void
 hub_main(struct hub *h)
 {
 	hub_setup(h);
+	stats_hub_claim();
 	for (;;) {
 		int64_t now = io_now_ms();
 

@@ -11,6 +11,7 @@
 #include "io.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 
 #define HUB_BUF		16384	/* copy: per direction, only while bytes wait */
 #define HUB_BUFS_KEPT	16
@@ -133,6 +134,7 @@ session_unlink(struct hub_session *s)
 	s->next = hr.dead;
 	hr.dead = s;
 	hr.nsessions--;
+	stats_hub_parked(-1);
 }
 
 static void
@@ -144,6 +146,7 @@ session_end(struct hub_session *s, enum audit_end end, int err, int bad_fd)
 	s->rec.down = s->dir[RELAY_DOWN].bytes;
 	s->rec.end = end;
 	audit_log(&s->rec, io_now_ms());
+	stats_session_end(&s->rec);
 	/* Released before the close: a direction cut with bytes held sets
 	 * its dst to reset. */
 	for (int i = 0; i < 2; i++)
@@ -251,6 +254,7 @@ session_link(struct hub_session *s)
 		hr.sessions->prev = s;
 	hr.sessions = s;
 	hr.nsessions++;
+	stats_hub_parked(1);
 }
 
 void

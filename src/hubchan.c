@@ -8,6 +8,7 @@
 #include "hubchan.h"
 #include "io.h"
 #include "log.h"
+#include "stats.h"
 
 #define HUB_MAX_DRAINS 3		/* per slot, against a hub that keeps dying */
 
@@ -172,6 +173,7 @@ hubchan_reaped(const struct child *c, int status)
 	struct generation *g = c->gen;
 
 	(void)status;
+	stats_hub_release(c->pid);
 	g->hubs[c->slot].pid = 0;
 	if (g != generation_current() || stopping)
 		hubchan_drain_or_shut(g, (size_t)c->slot);

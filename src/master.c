@@ -11,6 +11,7 @@
 
 #include "authchan.h"
 #include "children.h"
+#include "control.h"
 #include "diag.h"
 #include "generation.h"
 #include "hubchan.h"
@@ -18,8 +19,12 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
+#include "pidfile.h"
 #include "pool.h"
 #include "priv.h"
+#include "stats.h"
+#include "status.h"
 
 #define TICK_MS 1000
 #define FAST_TICK_MS 100
@@ -70,7 +75,7 @@ static const struct role roles[ROLE_COUNT] = {
 static struct {
 	struct listen_set listeners;
 	int sigfd, notify_rd, notify_wr;
-	bool stopping, killed;
+	bool stopping, killed, ready;
 	int64_t stop_deadline;
 	bool debug;
 } m;
@@ -120,8 +125,10 @@ master_collect(bool all)
 	}
 }
 
-static void
-master_reload(void)
+/* SIGHUP, or `socks5d reload` (report: what to tell it, else NULL).
+ * Returns whether the new configuration was taken. */
+static bool
+master_reload(FILE *report)
 {
 	struct generation *old = generation_current();
 	const char *path = old->conf->path;
@@ -130,6 +137,7 @@ master_reload(void)
 	struct config *conf;
 	struct diag d = DIAG_INIT;
 
+	notify_reloading();
 	conf = config_load(path, &d);
 	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
 	    &d) == -1) {
@@ -137,6 +145,8 @@ master_reload(void)
 		conf = NULL;
 	}
 	diag_log(&d);
+	if (report != NULL)
+		diag_print(&d, report);
 	diag_free(&d);
 	if (conf == NULL || (g = master_generation_new(conf, &next)) == NULL) {
 		if (conf != NULL) {
@@ -145,7 +155,11 @@ master_reload(void)
 		}
 		log_warnx("reload-failed config=%s: still serving generation %u",
 		    path, old->id);
-		return;
+		if (report != NULL)
+			fprintf(report, "reload-failed config=%s: still serving generation %u\n",
+			    path, old->id);
+		notify_ready();
+		return false;
 	}
 	/* Children forked from here on inherit the new log settings. */
 	log_set_level(m.debug ? LOG_DEBUG : conf->log.level);
@@ -160,7 +174,12 @@ master_reload(void)
 	/* The loop tops the new generation up as soon as the signals are
 	 * handled, hubs first (table order). */
 	log_info("reload generation=%u config=%s", g->id, path);
+	if (report != NULL)
+		fprintf(report, "reload generation=%u config=%s\n", g->id, path);
+	control_listen(conf->control_socket);
 	master_collect(false);
+	notify_ready();
+	return true;
 }
 
 static void
@@ -171,6 +190,7 @@ master_stop(int sig)
 	if (m.stopping)
 		return;
 	m.stopping = true;
+	notify_stopping();
 	/* Workers end their sessions when their own grace runs out and log
 	 * them; the master's deadline, a little later, is the backstop. */
 	shutdown_ms = (int64_t)generation_current()->conf->timeouts.shutdown *
@@ -186,6 +206,28 @@ master_stop(int sig)
 		master_release(g, true);
 }
 
+/* READY=1 once a worker of the first generation accepts (the listeners
+ * are open before any is forked); then the live counts for systemctl
+ * status, each tick. */
+static void
+master_notify(void)
+{
+	struct generation *g = generation_current();
+	int idle = atomic_load(&g->sb->idle);
+	char text[200];
+
+	if (!m.ready && idle > 0) {
+		m.ready = true;
+		notify_ready();
+	}
+	snprintf(text, sizeof(text),
+	    "generation %u: %zu workers (%zu busy), %zu hubs, %zu auth helpers",
+	    g->id, children_count(ROLE_WORKER),
+	    scoreboard_count(g->sb, SB_BUSY), children_count(ROLE_HUB),
+	    children_count(ROLE_AUTH));
+	notify_status(text);
+}
+
 /* SIGUSR1: one line of what the daemon is doing, for the log. */
 static void
 master_status(void)
@@ -197,6 +239,30 @@ master_status(void)
 	    atomic_load(&g->sb->idle), children_count(ROLE_HUB),
 	    children_count(ROLE_AUTH), m.stopping ? 1 : 0);
 }
+
+static bool
+control_reload(FILE *out)
+{
+	if (m.stopping) {
+		fprintf(out, "stopping: no reload\n");
+		return false;
+	}
+	return master_reload(out);
+}
+
+static void
+control_status(FILE *out, bool metrics)
+{
+	if (metrics)
+		status_write_metrics(out, m.stopping);
+	else
+		status_write(out, m.stopping);
+}
+
+static const struct control_ops control_ops = {
+	.reload = control_reload,
+	.status = control_status,
+};
 
 static void
 master_signals(void)
@@ -212,7 +278,7 @@ master_signals(void)
 			break;
 		case SIGHUP:
 			if (!m.stopping)
-				master_reload();
+				(void)master_reload(NULL);
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -259,6 +325,7 @@ master_setup(void)
 		fatal("pipe2");
 	m.notify_rd = p[0];
 	m.notify_wr = p[1];
+	stats_init();
 	children_init(roles, &(struct children_env){
 	    .sigfd = m.sigfd, .notify_rd = m.notify_rd,
 	    .notify_wr = m.notify_wr, .listeners = &m.listeners });
@@ -297,9 +364,10 @@ log_start(void)
 static void
 master_wait(bool fast)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = m.sigfd, .events = POLLIN },
 		{ .fd = m.notify_rd, .events = POLLIN },
+		{ .fd = control_fd(), .events = POLLIN },
 	};
 	int timeout = fast ? FAST_TICK_MS : TICK_MS;
 
@@ -309,12 +377,14 @@ master_wait(bool fast)
 		timeout = left < FAST_TICK_MS ? FAST_TICK_MS :
 		    left < TICK_MS ? (int)left : TICK_MS;
 	}
-	if (poll(pfd, 2, timeout) == -1 && errno != EINTR)
+	if (poll(pfd, 3, timeout) == -1 && errno != EINTR)
 		fatal("poll");
 	if (pfd[1].revents & POLLIN)
 		drain_notify();
 	if (pfd[0].revents & POLLIN)
 		master_signals();
+	if ((pfd[2].revents & POLLIN) && control_fd() != -1)
+		control_serve(&control_ops);
 }
 
 static void
@@ -330,7 +400,7 @@ master_finish_stop(void)
 }
 
 int
-master_run(struct config *conf, bool foreground, bool debug)
+master_run(struct config *conf, const struct master_opts *opts)
 {
 	struct listen_set none = { NULL, 0 };
 	struct diag d = DIAG_INIT;
@@ -338,7 +408,7 @@ master_run(struct config *conf, bool foreground, bool debug)
 	bool fast = false;
 	int rc;
 
-	m.debug = debug;
+	m.debug = opts->debug;
 	rc = listener_set_build(&none, conf, &m.listeners, &d);
 	diag_log(&d);
 	diag_free(&d);
@@ -346,22 +416,34 @@ master_run(struct config *conf, bool foreground, bool debug)
 		config_free(conf);
 		return 1;
 	}
-	if (!foreground && daemon(0, 0) == -1)
+	if (opts->pidfile != NULL && pidfile_open(opts->pidfile) == -1) {
+		listener_set_close(&m.listeners);
+		config_free(conf);
+		return 1;
+	}
+	if (!opts->foreground && daemon(0, 0) == -1)
 		fatal("daemon");
+	if (pidfile_write() == -1)
+		fatalx("cannot start");
 	master_setup();
 	if ((g = master_generation_new(conf, &m.listeners)) == NULL)
 		fatalx("cannot start");
 	generation_install(g);
+	control_listen(conf->control_socket);
 	(void)master_maintain(true);
 	log_start();
 	while (!m.stopping || children_total() > 0) {
 		master_wait(fast);
-		if (m.stopping)
+		if (m.stopping) {
 			master_finish_stop();
-		else
+		} else {
 			fast = master_maintain(false);
+			master_notify();
+		}
 	}
 	log_info("exit");
+	control_close();
+	pidfile_remove();
 	master_collect(true);
 	authchan_close();
 	children_free();

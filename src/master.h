@@ -6,8 +6,14 @@
 
 #include "config.h"
 
+struct master_opts {
+	bool foreground;		/* -F: do not detach */
+	bool debug;			/* -d: log at debug level */
+	const char *pidfile;		/* -p, or NULL */
+};
+
 /* Opens the listeners, forks the pool and supervises it until SIGTERM or
  * SIGINT. Takes ownership of conf. Returns the process exit status. */
-int master_run(struct config *conf, bool foreground, bool debug);
+int master_run(struct config *conf, const struct master_opts *opts);
 
 #endif

@@ -26,6 +26,8 @@ struct sb_slot {
 	struct sockaddr_storage client;
 	_Atomic uint64_t up, down;	/* bytes of the current session */
 	char dst[270];			/* escaped destination, for status */
+	char user[96];			/* escaped user (truncated), for status */
+	_Atomic int cmd;		/* SOCKS5 command, -1: none yet */
 };
 
 struct scoreboard {

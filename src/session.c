@@ -17,6 +17,8 @@
 #include "rules.h"
 #include "session.h"
 #include "socks5.h"
+#include "stats.h"
+#include "udp.h"
 
 #define SESSION_INBUF 1024	/* more than the longest negotiation message */
 #define WORKER_PIPES 2		/* one per direction, reused by every session */
@@ -25,7 +27,7 @@
 static const cmd_run_fn commands[] = {
 	[SOCKS5_CMD_CONNECT] = connect_command,
 	[SOCKS5_CMD_BIND] = NULL,
-	[SOCKS5_CMD_UDP_ASSOCIATE] = NULL,
+	[SOCKS5_CMD_UDP_ASSOCIATE] = udp_command,
 };
 
 struct session {
@@ -157,6 +159,7 @@ session_login_failed(struct session *s, const char *why, int64_t delay_ms)
 	if (delay_ms > 0)
 		io_pause(io_now_ms() + delay_ms);
 	audit_log_auth_fail(&s->rec.client, s->rec.user, s->rec.user_len, why);
+	stats_auth_fail();
 	s->rec.user_len = 0;	/* not logged in: the session line says user=- */
 	if (cmd_send(&s->cmd, out, socks5_write_auth_status(out, 1)) == 0)
 		s->rec.end = AUDIT_END_AUTH;
@@ -273,15 +276,22 @@ format_dst(struct session *s, const struct socks5_addr *a)
 	addr_format((struct sockaddr *)&ss, s->rec.dst, sizeof(s->rec.dst));
 }
 
-/* Shows the destination in the worker's scoreboard slot (truncated). */
+/* Shows the user, command and destination in the worker's scoreboard
+ * slot (truncated), for `socks5d status`. */
 static void
 session_status(struct session *s)
 {
-	char *dst = s->w->slot->dst;
-	size_t n = strnlen(s->rec.dst, sizeof(s->w->slot->dst) - 1);
+	struct sb_slot *slot = s->w->slot;
+	size_t n = strnlen(s->rec.dst, sizeof(slot->dst) - 1);
 
-	memcpy(dst, s->rec.dst, n);
-	dst[n] = '\0';
+	memcpy(slot->dst, s->rec.dst, n);
+	slot->dst[n] = '\0';
+	if (s->rec.user_len > 0)
+		log_escape(slot->user, sizeof(slot->user), s->rec.user,
+		    s->rec.user_len);
+	else
+		slot->user[0] = '\0';
+	atomic_store(&slot->cmd, s->rec.cmd);
 }
 
 /* Reads the request. Returns 0 with *req filled, or -1 after any reply. */
@@ -317,7 +327,7 @@ session_command(struct session *s, const struct socks5_request *req)
 	    commands[req->cmd] : NULL;
 
 	if (run == NULL) {
-		/* BIND and UDP ASSOCIATE are not built yet. */
+		/* BIND is not built yet. */
 		cmd_fail(&s->cmd, SOCKS5_REP_CMD_NOT_SUPPORTED, AUDIT_END_FAILED);
 		return;
 	}
@@ -388,8 +398,10 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 		session_command(&s, &req);
 	}
 	/* A parked session is the hub's now: it writes the audit line. */
-	if (!s.rec.parked)
+	if (!s.rec.parked) {
 		audit_log(&s.rec, io_now_ms());
+		stats_session_end(&s.rec);
+	}
 	if (s.rec.rep != SOCKS5_REP_SUCCEEDED)
 		session_linger(fd);
 	if (s.cmd.target != -1)

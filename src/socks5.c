@@ -126,6 +126,63 @@ socks5_parse_request(const uint8_t *buf, size_t len,
 }
 
 enum socks5_status
+socks5_parse_udp_header(const uint8_t *buf, size_t len, struct socks5_addr *dst,
+    size_t *used)
+{
+	struct reader r = { buf, len, 0 };
+	uint8_t rsv[2], frag;
+	enum socks5_status st;
+
+	if (rd_bytes(&r, rsv, 2) == -1 || rd_u8(&r, &frag) == -1)
+		return SOCKS5_INCOMPLETE;
+	if (rsv[0] != 0 || rsv[1] != 0)
+		return SOCKS5_BAD_RSV;
+	st = parse_addr(&r, dst);
+	if (st != SOCKS5_OK)
+		return st;
+	if (frag != 0)
+		return SOCKS5_BAD_FRAG;
+	*used = r.used;
+	return SOCKS5_OK;
+}
+
+size_t
+socks5_write_udp_header(uint8_t out[SOCKS5_MAX_UDP_REPLY_HEADER],
+    const struct sockaddr *src)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)src;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)src;
+	const uint8_t *addr;
+	size_t n = 0, alen;
+	uint16_t port;
+
+	if (src->sa_family == AF_INET) {
+		addr = (const uint8_t *)&s4->sin_addr.s_addr;
+		alen = 4;
+		port = ntohs(s4->sin_port);
+	} else if (src->sa_family == AF_INET6) {
+		addr = s6->sin6_addr.s6_addr;
+		alen = 16;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			addr += 12;
+			alen = 4;
+		}
+		port = ntohs(s6->sin6_port);
+	} else {
+		return 0;
+	}
+	out[n++] = 0;
+	out[n++] = 0;
+	out[n++] = 0;
+	out[n++] = alen == 4 ? SOCKS5_ATYP_IPV4 : SOCKS5_ATYP_IPV6;
+	memcpy(out + n, addr, alen);
+	n += alen;
+	out[n++] = (uint8_t)(port >> 8);
+	out[n++] = (uint8_t)(port & 0xff);
+	return n;
+}
+
+enum socks5_status
 socks5_parse_userpass(const uint8_t *buf, size_t len,
     struct socks5_userpass *out, size_t *used)
 {

@@ -61,6 +61,10 @@ enum socks5_status {
 #define SOCKS5_MAX_REQUEST 262
 #define SOCKS5_MAX_USERPASS 513
 #define SOCKS5_MAX_REPLY 22
+/* UDP ASSOCIATE datagram header: RSV(2) FRAG ATYP DST.ADDR DST.PORT. The
+ * longest a client can send (a domain of 255), and the longest we write. */
+#define SOCKS5_MAX_UDP_HEADER 262
+#define SOCKS5_MAX_UDP_REPLY_HEADER 22
 
 struct socks5_greeting {
 	uint8_t nmethods;
@@ -100,6 +104,19 @@ enum socks5_status socks5_parse_request(const uint8_t *buf, size_t len,
     struct socks5_request *out, size_t *used);
 enum socks5_status socks5_parse_userpass(const uint8_t *buf, size_t len,
     struct socks5_userpass *out, size_t *used);
+
+/* The header of a UDP ASSOCIATE datagram (RFC 1928 section 7). A datagram
+ * is whole: INCOMPLETE means truncated (shorter than its header says).
+ * BAD_RSV: RSV not 0; BAD_FRAG: FRAG not 0 (checked after the whole header
+ * is read); BAD_ATYP, BAD_DOMAIN as for a request. On OK *used is the
+ * header's length: the payload is the rest of the datagram. */
+enum socks5_status socks5_parse_udp_header(const uint8_t *buf, size_t len,
+    struct socks5_addr *dst, size_t *used);
+/* Writes the header of a datagram to the client, naming src (AF_INET or
+ * AF_INET6; an IPv4-mapped IPv6 address is written as IPv4): its length,
+ * or 0 for another family. */
+size_t socks5_write_udp_header(uint8_t out[SOCKS5_MAX_UDP_REPLY_HEADER],
+    const struct sockaddr *src);
 
 /* The first of prefs (in order) that the client offered, or NO_ACCEPTABLE. */
 uint8_t socks5_select_method(const uint8_t *prefs, size_t nprefs,

@@ -208,6 +208,8 @@ worker_main(struct worker *w)
 		worker_wake_master(w);
 		w->slot->session_start_ms = io_now_ms();
 		w->slot->client = peer;
+		w->slot->dst[0] = w->slot->user[0] = '\0';
+		atomic_store(&w->slot->cmd, -1);
 		atomic_store(&w->slot->up, 0);
 		atomic_store(&w->slot->down, 0);
 		session_run(w, fd, &peer, li);

@@ -201,10 +201,12 @@ DEFAULT_TIMEOUTS = dict(negotiate=10, connect=10, idle=600, shutdown=5)
 
 
 def config_text(listeners, relay="splice", workers=None, timeouts=None,
-                level="info", extra="", relay_extra=None, rules=None, clients=None):
+                level="info", extra="", relay_extra=None, rules=None, clients=None,
+                control=None):
     """A socks5d config (libconfig syntax). listeners: dicts with address,
     port and optionally v6only/methods. relay_extra: more relay settings,
-    e.g. dict(park_after=1)."""
+    e.g. dict(park_after=1). control: the control socket's path (None:
+    the built-in default)."""
     w = dict(DEFAULT_WORKERS, **(workers or {}))
     t = dict(DEFAULT_TIMEOUTS, **(timeouts or {}))
     ls = []
@@ -226,6 +228,7 @@ def config_text(listeners, relay="splice", workers=None, timeouts=None,
         + (clients if clients is not None else
            'clients = ( { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; } );\n')
         + (rules if rules is not None else 'rules = ( { action = "pass"; } );\n')
+        + (f'control = {{ socket = "{control}"; }};\n' if control is not None else "")
         + extra)
 
 
@@ -245,7 +248,7 @@ class Daemon:
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
                  level="info", extra_listeners=(), debug=False, relay_extra=None,
-                 extra="", rules=None, env=None, clients=None):
+                 extra="", rules=None, env=None, clients=None, args=()):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
@@ -257,6 +260,8 @@ class Daemon:
         self.clients = clients  # the clients list, or None for the default
         self.extra_listeners = list(extra_listeners)
         self.env = dict(env or {})  # more environment, e.g. pam_wrapper's
+        self.args = list(args)  # more command-line arguments, e.g. -p FILE
+        self.control_path = os.path.join(self.tmp, "control")  # its own
         self.proc = None
         self.lines = []
         self.cond = threading.Condition()
@@ -274,7 +279,8 @@ class Daemon:
         kw = dict(relay=self.relay, workers=self.workers,
                   timeouts=self.timeouts, level=self.level,
                   relay_extra=self.relay_extra, extra=self.extra,
-                  rules=self.rules, clients=self.clients)
+                  rules=self.rules, clients=self.clients,
+                  control=self.control_path)
         kw.update(over)
         listeners = kw.pop("listeners", None) or self.listeners()
         return config_text(listeners, **kw)
@@ -286,6 +292,13 @@ class Daemon:
             f.write(text)
         os.rename(tmp, self.conf)  # atomic: a reload never sees half a file
 
+    def ctl(self, *args, timeout=30):
+        """socks5d -f CONF ARGS (status, reload): the CompletedProcess."""
+        return subprocess.run([DAEMON, "-f", self.conf, *args],
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout,
+                              env=dict(os.environ, **SANITIZER_ENV))
+
     # -- life cycle
     def start(self, timeout=20):
         env = dict(os.environ, **SANITIZER_ENV)
@@ -294,7 +307,7 @@ class Daemon:
             argv = [DAEMON, "-i", "127.0.0.1", "-p", str(self.port)]
         else:
             self.write_config()
-            argv = [DAEMON, "-F", "-f", self.conf] + (["-d"] if self.debug else [])
+            argv = [DAEMON, "-F", "-f", self.conf] + (["-d"] if self.debug else []) + self.args
         # start_new_session: the master leads its own session, so every
         # process it forks can be found by session id even after it dies.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,

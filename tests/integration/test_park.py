@@ -25,14 +25,24 @@ HUB_MAGIC = 0x73356862
 HUB_VERSION = 2
 
 
+class AuditUdp(ctypes.Structure):  # struct audit_udp: UDP ASSOCIATE counts
+    _fields_ = [("dgrams_up", ctypes.c_uint64), ("dgrams_down", ctypes.c_uint64),
+                ("dests", ctypes.c_uint32)] + \
+               [(k, ctypes.c_uint64) for k in ("drop_stranger", "drop_header", "drop_frag",
+                                               "drop_rule", "drop_resolve", "drop_source",
+                                               "drop_send")]
+
+
 class AuditRecord(ctypes.Structure):
     _fields_ = [("client", ctypes.c_uint8 * 128), ("listener", ctypes.c_uint8 * 128),
                 ("target", ctypes.c_uint8 * 128), ("dst", ctypes.c_char * 1036),
                 ("user", ctypes.c_uint8 * 255), ("user_len", ctypes.c_uint8),
                 ("ngroups", ctypes.c_uint16), ("method", ctypes.c_int16),
-                ("cmd", ctypes.c_int16), ("rule", ctypes.c_int32), ("rep", ctypes.c_int16),
+                ("cmd", ctypes.c_int16), ("rule", ctypes.c_int32),
+                ("rule_name", ctypes.c_char * 32), ("quiet", ctypes.c_uint8),
+                ("rep", ctypes.c_int16),
                 ("parked", ctypes.c_bool), ("end", ctypes.c_int), ("start_ms", ctypes.c_int64),
-                ("up", ctypes.c_uint64), ("down", ctypes.c_uint64)]
+                ("up", ctypes.c_uint64), ("down", ctypes.c_uint64), ("udp", AuditUdp)]
 
 
 class HubMsg(ctypes.Structure):

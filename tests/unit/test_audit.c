@@ -96,6 +96,40 @@ START_TEST(line_of_a_whole_session)
 }
 END_TEST
 
+/* A UDP association adds its counts after the common keys, which keep
+ * their order; other commands do not show them. */
+START_TEST(line_of_a_udp_association)
+{
+	struct audit_record a;
+
+	record(&a);
+	a.cmd = 3;
+	a.method = 0;
+	a.rule = 1;
+	a.rep = 0;
+	strcpy(a.dst, "0.0.0.0:0");
+	a.up = 640;
+	a.down = 1280;
+	a.udp = (struct audit_udp){ .dgrams_up = 10, .dgrams_down = 20,
+	    .dests = 2, .drop_stranger = 3, .drop_header = 4, .drop_frag = 5,
+	    .drop_rule = 6, .drop_resolve = 7, .drop_source = 8,
+	    .drop_send = 9 };
+	a.end = AUDIT_END_CLIENT;
+	ck_assert_ptr_nonnull(strstr(logged(&a, 2000),
+	    "method=none user=- cmd=udp dst=0.0.0.0:0 addr=- rule=1 rep=0 "
+	    "up=640 down=1280 secs=1.000 end=client dgrams_up=10 dgrams_down=20 "
+	    "dests=2 drop_stranger=3 drop_header=4 drop_frag=5 drop_rule=6 "
+	    "drop_resolve=7 drop_source=8 drop_send=9\n"));
+	a.cmd = 1;
+	ck_assert_ptr_nonnull(strstr(logged(&a, 2000), " end=client\n"));
+	/* The largest counts fit the line too. */
+	a.cmd = 3;
+	memset(&a.udp, 0xff, sizeof(a.udp));
+	ck_assert_ptr_nonnull(strstr(logged(&a, 2000),
+	    " drop_send=18446744073709551615\n"));
+}
+END_TEST
+
 START_TEST(user_is_escaped)
 {
 	struct audit_record a;
@@ -343,6 +377,7 @@ audit_suite(void)
 
 	tcase_add_test(line, line_of_a_fresh_record);
 	tcase_add_test(line, line_of_a_whole_session);
+	tcase_add_test(line, line_of_a_udp_association);
 	tcase_add_test(line, user_is_escaped);
 	tcase_add_test(line, rule_name);
 	tcase_add_test(line, quiet_rule);

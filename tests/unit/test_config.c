@@ -667,6 +667,10 @@ START_TEST(auth_settings)
 	ck_assert_int_eq(l.conf->auth.helpers, 3);
 	ck_assert_int_eq(l.conf->auth.timeout, 5);
 	ck_assert_int_eq(l.conf->auth.cache_ttl, 60);
+	/* Naming the service keeps the default watched files (it used to
+	 * drop them, so a changed password never emptied the cache). */
+	ck_assert_uint_eq(l.conf->auth.ncache_watch, 3);
+	ck_assert_str_eq(l.conf->auth.cache_watch[0], "/etc/shadow");
 	load_done(&l);
 	load_text(&l, REST);
 	ck_assert_msg(l.conf != NULL, "%s", l.errs);

@@ -917,6 +917,183 @@ START_TEST(random_prefix_consistency)
 }
 END_TEST
 
+
+/* ---- UDP ASSOCIATE datagram header ---- */
+
+static enum socks5_status
+udp_header(const uint8_t *buf, size_t len, struct socks5_addr *out,
+    size_t *used)
+{
+	memset(out, OUT_GARBAGE, sizeof *out);
+	*used = USED_SENTINEL;
+	return socks5_parse_udp_header(at_end(buf, len), len, out, used);
+}
+
+START_TEST(udp_header_ipv4)
+{
+	static const uint8_t d[] = { 0, 0, 0, 1, 192, 0, 2, 7, 0x12, 0x34,
+	    'h', 'i' };
+	struct socks5_addr a;
+	size_t used;
+
+	ck_assert_int_eq(udp_header(d, sizeof(d), &a, &used), SOCKS5_OK);
+	ck_assert_uint_eq(used, 10);
+	ck_assert_uint_eq(a.atyp, SOCKS5_ATYP_IPV4);
+	ck_assert_mem_eq(a.u.ipv4, d + 4, 4);
+	ck_assert_uint_eq(a.port, 0x1234);
+}
+END_TEST
+
+START_TEST(udp_header_ipv6_and_domain)
+{
+	uint8_t d6[22 + 3] = { 0, 0, 0, 4 };
+	static const uint8_t dn[] = { 0, 0, 0, 3, 4, 'h', 'o', 's', 't', 0, 53,
+	    'q' };
+	struct socks5_addr a;
+	size_t used;
+
+	d6[19] = 1;			/* ::1 */
+	d6[20] = 0x01;
+	d6[21] = 0xbb;
+	ck_assert_int_eq(udp_header(d6, sizeof(d6), &a, &used), SOCKS5_OK);
+	ck_assert_uint_eq(used, 22);
+	ck_assert_uint_eq(a.atyp, SOCKS5_ATYP_IPV6);
+	ck_assert_uint_eq(a.u.ipv6[15], 1);
+	ck_assert_uint_eq(a.port, 443);
+	ck_assert_int_eq(udp_header(dn, sizeof(dn), &a, &used), SOCKS5_OK);
+	ck_assert_uint_eq(used, 11);
+	ck_assert_str_eq(a.u.domain.name, "host");
+	ck_assert_uint_eq(a.port, 53);
+}
+END_TEST
+
+/* Every prefix of a valid header is truncated; the whole header with no
+ * payload is a valid (empty) datagram. */
+START_TEST(udp_header_truncated)
+{
+	static const uint8_t d4[] = { 0, 0, 0, 1, 10, 0, 0, 1, 0, 53 };
+	static const uint8_t dn[] = { 0, 0, 0, 3, 3, 'a', 'b', 'c', 0, 53 };
+	struct socks5_addr a;
+	size_t used;
+
+	for (size_t n = 0; n < sizeof(d4); n++) {
+		ck_assert_int_eq(udp_header(d4, n, &a, &used), SOCKS5_INCOMPLETE);
+		ck_assert_uint_eq(used, USED_SENTINEL);
+	}
+	for (size_t n = 0; n < sizeof(dn); n++)
+		ck_assert_int_eq(udp_header(dn, n, &a, &used), SOCKS5_INCOMPLETE);
+	ck_assert_int_eq(udp_header(d4, sizeof(d4), &a, &used), SOCKS5_OK);
+	ck_assert_uint_eq(used, sizeof(d4));
+}
+END_TEST
+
+START_TEST(udp_header_bad)
+{
+	static const uint8_t rsv0[] = { 1, 0, 0, 1, 10, 0, 0, 1, 0, 53, 'x' };
+	static const uint8_t rsv1[] = { 0, 1, 0, 1, 10, 0, 0, 1, 0, 53, 'x' };
+	static const uint8_t frag[] = { 0, 0, 1, 1, 10, 0, 0, 1, 0, 53, 'x' };
+	static const uint8_t atyp2[] = { 0, 0, 0, 2, 10, 0, 0, 1, 0, 53, 'x' };
+	static const uint8_t empty[] = { 0, 0, 0, 3, 0, 0, 53, 'x' };
+	static const uint8_t nul[] = { 0, 0, 0, 3, 2, 'a', 0, 0, 53 };
+	/* A length of 200 in a datagram of 12 bytes. */
+	static const uint8_t longer[] = { 0, 0, 0, 3, 200, 'a', 'b', 'c', 'd',
+	    'e', 0, 53 };
+	struct socks5_addr a;
+	size_t used;
+
+	ck_assert_int_eq(udp_header(rsv0, sizeof(rsv0), &a, &used), SOCKS5_BAD_RSV);
+	ck_assert_int_eq(udp_header(rsv1, sizeof(rsv1), &a, &used), SOCKS5_BAD_RSV);
+	ck_assert_int_eq(udp_header(frag, sizeof(frag), &a, &used), SOCKS5_BAD_FRAG);
+	ck_assert_int_eq(udp_header(atyp2, sizeof(atyp2), &a, &used),
+	    SOCKS5_BAD_ATYP);
+	ck_assert_int_eq(udp_header(empty, sizeof(empty), &a, &used),
+	    SOCKS5_BAD_DOMAIN);
+	ck_assert_int_eq(udp_header(nul, sizeof(nul), &a, &used),
+	    SOCKS5_BAD_DOMAIN);
+	ck_assert_int_eq(udp_header(longer, sizeof(longer), &a, &used),
+	    SOCKS5_INCOMPLETE);
+	ck_assert_uint_eq(used, USED_SENTINEL);
+}
+END_TEST
+
+/* The largest UDP payload over IPv6 (65527 bytes), read from the end of a
+ * heap block so that ASan sees any read past it; a 255-byte name. */
+START_TEST(udp_header_maximum_datagram)
+{
+	enum { MAX = 65527 };
+	uint8_t *d = malloc(MAX);
+	struct socks5_addr a;
+	size_t used;
+
+	ck_assert_ptr_nonnull(d);
+	memset(d, 'n', MAX);
+	d[0] = d[1] = d[2] = 0;
+	d[3] = SOCKS5_ATYP_DOMAIN;
+	d[4] = 255;
+	d[260] = 0x30;
+	d[261] = 0x39;
+	ck_assert_int_eq(socks5_parse_udp_header(d, MAX, &a, &used), SOCKS5_OK);
+	ck_assert_uint_eq(used, SOCKS5_MAX_UDP_HEADER);
+	ck_assert_uint_eq(a.u.domain.len, 255);
+	ck_assert_uint_eq(strlen(a.u.domain.name), 255);
+	ck_assert_uint_eq(a.port, 12345);
+	free(d);
+}
+END_TEST
+
+START_TEST(udp_header_write)
+{
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(53) };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
+	    .sin6_port = htons(443) };
+	struct sockaddr_un su = { .sun_family = AF_UNIX };
+	uint8_t out[SOCKS5_MAX_UDP_REPLY_HEADER];
+	static const uint8_t want4[] = { 0, 0, 0, 1, 192, 0, 2, 9, 0, 53 };
+	static const uint8_t want_mapped[] = { 0, 0, 0, 1, 127, 0, 0, 1, 1, 0xbb };
+	struct socks5_addr a;
+	size_t used;
+
+	inet_pton(AF_INET, "192.0.2.9", &s4.sin_addr);
+	ck_assert_uint_eq(socks5_write_udp_header(out, (struct sockaddr *)&s4), 10);
+	ck_assert_mem_eq(out, want4, 10);
+	inet_pton(AF_INET6, "2001:db8::5", &s6.sin6_addr);
+	ck_assert_uint_eq(socks5_write_udp_header(out, (struct sockaddr *)&s6), 22);
+	ck_assert_int_eq(socks5_parse_udp_header(out, 22, &a, &used), SOCKS5_OK);
+	ck_assert_uint_eq(a.atyp, SOCKS5_ATYP_IPV6);
+	ck_assert_mem_eq(a.u.ipv6, s6.sin6_addr.s6_addr, 16);
+	ck_assert_uint_eq(a.port, 443);
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &s6.sin6_addr);
+	ck_assert_uint_eq(socks5_write_udp_header(out, (struct sockaddr *)&s6), 10);
+	ck_assert_mem_eq(out, want_mapped, 10);
+	ck_assert_uint_eq(socks5_write_udp_header(out, (struct sockaddr *)&su), 0);
+}
+END_TEST
+
+/* Random datagrams: never a read past the end, used within the length. */
+START_TEST(udp_header_random)
+{
+	enum { ITERATIONS = 100000, CAP = 300 };
+	uint64_t seed = 0x0dd5eed5;
+	uint8_t buf[CAP];
+	struct socks5_addr a;
+	size_t len, used;
+	enum socks5_status st;
+
+	for (int i = 0; i < ITERATIONS; i++) {
+		len = random_message(&seed, buf, CAP, 0x00);
+		if (len > 1)
+			buf[1] = 0;
+		if (len > 2 && (i & 1))
+			buf[2] = 0;
+		st = udp_header(buf, len, &a, &used);
+		if (st == SOCKS5_OK ? used > len || used < 8 :
+		    used != USED_SENTINEL)
+			ck_abort_msg("iteration %d: udp status %d used %zu of %zu",
+			    i, st, used, len);
+	}
+}
+END_TEST
+
 static Suite *
 socks5_suite(void)
 {
@@ -979,6 +1156,17 @@ socks5_suite(void)
 	tcase_add_test(tc, rep_from_errno);
 	tcase_add_test(tc, rep_from_status);
 	tcase_add_test(tc, names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("udp_header");
+	tcase_add_test(tc, udp_header_ipv4);
+	tcase_add_test(tc, udp_header_ipv6_and_domain);
+	tcase_add_test(tc, udp_header_truncated);
+	tcase_add_test(tc, udp_header_bad);
+	tcase_add_test(tc, udp_header_maximum_datagram);
+	tcase_add_test(tc, udp_header_write);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, udp_header_random);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("robustness");

@@ -1,0 +1,111 @@
+/* stats.c: the counters since start. */
+#include <stddef.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "log.h"
+#include "stats.h"
+
+static struct stats *st;
+static struct stats_hub *own_hub;
+
+void
+stats_init(void)
+{
+	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (st == MAP_FAILED)
+		fatal("mmap stats");
+	st->start_ms = io_now_ms();
+	st->start_wall = (int64_t)time(NULL);
+}
+
+struct stats *
+stats_get(void)
+{
+	return st;
+}
+
+void
+stats_session_end(const struct audit_record *rec)
+{
+	unsigned end = (unsigned)rec->end;
+
+	if (st == NULL)
+		return;
+	atomic_fetch_add_explicit(&st->sessions, 1, memory_order_relaxed);
+	if (end < STATS_MAX_ENDS)
+		atomic_fetch_add_explicit(&st->ends[end], 1,
+		    memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->up, rec->up, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->down, rec->down, memory_order_relaxed);
+}
+
+void
+stats_auth_fail(void)
+{
+	if (st != NULL)
+		atomic_fetch_add_explicit(&st->auth_fail, 1,
+		    memory_order_relaxed);
+}
+
+void
+stats_hub_claim(void)
+{
+	pid_t self = getpid();
+
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < STATS_MAX_HUBS; i++) {
+		pid_t none = 0;
+
+		if (atomic_compare_exchange_strong(&st->hubs[i].pid, &none,
+		    self)) {
+			own_hub = &st->hubs[i];
+			atomic_store(&own_hub->parked, 0);
+			return;
+		}
+	}
+	log_debug("stats: no free hub entry: its sessions are not counted");
+}
+
+void
+stats_hub_parked(int delta)
+{
+	if (own_hub == NULL)
+		return;
+	if (delta > 0) {
+		atomic_fetch_add(&own_hub->parked, (uint32_t)delta);
+		atomic_fetch_add_explicit(&st->parked, (uint64_t)delta,
+		    memory_order_relaxed);
+	} else {
+		atomic_fetch_sub(&own_hub->parked, (uint32_t)-delta);
+	}
+}
+
+void
+stats_hub_release(pid_t pid)
+{
+	if (st == NULL || pid <= 0)
+		return;
+	for (size_t i = 0; i < STATS_MAX_HUBS; i++)
+		if (atomic_load(&st->hubs[i].pid) == pid) {
+			atomic_store(&st->hubs[i].parked, 0);
+			atomic_store(&st->hubs[i].pid, 0);
+		}
+}
+
+uint64_t
+stats_parked_now(void)
+{
+	uint64_t n = 0;
+
+	if (st == NULL)
+		return 0;
+	for (size_t i = 0; i < STATS_MAX_HUBS; i++)
+		if (atomic_load(&st->hubs[i].pid) != 0)
+			n += atomic_load(&st->hubs[i].parked);
+	return n;
+}
