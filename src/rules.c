@@ -484,8 +484,8 @@ head_request(const struct rule_head *h, const struct rules_query *q,
 	if (!(h->flags & (HEAD_TO_NETS | HEAD_NAMES)))
 		return true;
 	if (!with_dst)
-		return by_name || ((h->flags & HEAD_TO_NETS) &&
-		    (h->flags & HEAD_PASS));
+		return by_name || ((h->flags & HEAD_PASS) &&
+		    ((h->flags & HEAD_TO_NETS) || qbits == 0));
 	return by_name || ((h->flags & HEAD_TO_NETS) && in_span(h->to_lo,
 	    h->to_hi, h->flags & HEAD_TO6, q->dst));
 }
@@ -528,9 +528,11 @@ rules_may_pass(const struct ruleset *rs, const struct rules_query *q)
 		    false)) || !session_matches(r, q))
 			continue;
 		/* A rule that matches whatever the address decides; one for
-		 * some addresses decides only if it lets them pass. */
+		 * some addresses decides only if it lets them pass. Without a
+		 * name (an address, or any destination of an association) a
+		 * pass for some names may pass too. */
 		if (!has_to(r) || name_matches(r, &qn) ||
-		    (r->nto > 0 && r->action == RULE_PASS))
+		    (r->action == RULE_PASS && (r->nto > 0 || qn.len == 0)))
 			return verdict_of(r, i);
 	}
 	return (struct verdict){ false, 0, 0, NULL, false };

@@ -463,6 +463,12 @@ START_TEST(name_then_address)
 	ck_verdict(ask(&f, &q, true), false, 2);
 	q = named("other.test", NULL);	/* no pass could match it */
 	ck_verdict(ask(&f, &q, true), false, 0);
+	/* Without a name (a literal address, or any destination of a UDP
+	 * association) the pass by name may pass; the address decides. */
+	q = named(NULL, NULL);
+	ck_verdict(ask(&f, &q, true), true, 3);
+	q = named(NULL, "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), false, 0);
 	done(&f);
 }
 END_TEST
@@ -592,7 +598,7 @@ END_TEST
 
 START_TEST(free_empties)
 {
-	struct ruleset rs = { calloc(2, sizeof(struct rule)), 2, true };
+	struct ruleset rs = { calloc(2, sizeof(struct rule)), 2, true, NULL };
 
 	ck_assert_ptr_nonnull(rs.list);
 	rs.list[0].from = calloc(1, sizeof(struct cidr));
