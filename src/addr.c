@@ -1,5 +1,6 @@
 /* addr.c: socket address helpers: parsing, formatting, CIDR matching. */
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +87,34 @@ prefix_equal(const uint8_t *a, const uint8_t *b, int prefix)
 }
 
 bool
+addr_embedded_v4(const uint8_t a[16], uint32_t *v4)
+{
+	static const uint8_t zero[12];
+	static const uint8_t mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+	static const uint8_t nat64[12] = { 0,0x64,0xff,0x9b };
+	const uint8_t *p;
+
+	if (a[0] == 0x20 && a[1] == 0x02)
+		p = a + 2;		/* 6to4: 2002:AABB:CCDD::/48 */
+	else if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
+		p = a + 12;
+	else if (memcmp(a, zero, 12) == 0 && (a[12] | a[13] | a[14]) != 0)
+		p = a + 12;		/* compatible, which :: and ::1 are not */
+	else if (memcmp(a, zero, 12) == 0 && a[15] > 1)
+		p = a + 12;
+	else
+		return false;
+	*v4 = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+	return true;
+}
+
+bool
 addr_in_cidr(const struct sockaddr *sa, const struct cidr *c)
 {
-	static const uint8_t v4mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 	const uint8_t *a;
+	uint32_t v4;
+	uint8_t b[4];
 
 	if (sa->sa_family == AF_INET) {
 		if (c->family != AF_INET)
@@ -102,9 +127,51 @@ addr_in_cidr(const struct sockaddr *sa, const struct cidr *c)
 	a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 	if (c->family == AF_INET6)
 		return prefix_equal(a, c->addr, c->prefix);
-	if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0)
-		return prefix_equal(a + 12, c->addr, c->prefix);
-	return false;
+	if (!addr_embedded_v4(a, &v4))
+		return false;
+	b[0] = (uint8_t)(v4 >> 24);
+	b[1] = (uint8_t)(v4 >> 16);
+	b[2] = (uint8_t)(v4 >> 8);
+	b[3] = (uint8_t)v4;
+	return prefix_equal(b, c->addr, c->prefix);
+}
+
+int
+addr_host_cidrs(struct cidr **out, size_t *n)
+{
+	struct ifaddrs *ifa, *i;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (getifaddrs(&ifa) == -1)
+		return -1;
+	for (i = ifa; i != NULL; i = i->ifa_next)
+		cap++;
+	if ((*out = calloc(cap + 1, sizeof(**out))) == NULL) {
+		freeifaddrs(ifa);
+		return -1;
+	}
+	for (i = ifa; i != NULL; i = i->ifa_next) {
+		struct cidr *c = &(*out)[*n];
+
+		if (i->ifa_addr == NULL)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			c->family = AF_INET;
+			c->prefix = 32;
+			memcpy(c->addr, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			c->family = AF_INET6;
+			c->prefix = 128;
+			memcpy(c->addr, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+		} else {
+			continue;
+		}
+		(*n)++;
+	}
+	freeifaddrs(ifa);
+	return 0;
 }
 
 char *

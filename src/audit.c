@@ -62,6 +62,18 @@ audit_dst_valid(const char *dst, size_t cap)
 	return true;
 }
 
+void
+audit_set_rule(struct audit_record *a, int rule, const char *name,
+    bool quiet)
+{
+	a->rule = rule;
+	a->rule_name[0] = '\0';
+	if (name != NULL)
+		snprintf(a->rule_name, sizeof(a->rule_name), "%s", name);
+	if (quiet)
+		a->quiet = 1;
+}
+
 static void
 format_int(char *buf, size_t len, long v)
 {
@@ -107,10 +119,12 @@ audit_log(const struct audit_record *a, int64_t now_ms)
 {
 	char client[ADDR_STRLEN], listener[ADDR_STRLEN], target[ADDR_STRLEN];
 	char udp[512];
-	char user[AUDIT_USER_LEN * 4 + 1], rule[16], rep[16];
+	char user[AUDIT_USER_LEN * 4 + 1], rule[AUDIT_RULE_LEN * 4 + 1];
+	char rep[16];
 	int64_t ms = now_ms - a->start_ms;
+	int level = a->quiet ? LOG_DEBUG : LOG_INFO;
 
-	if (log_get_level() < LOG_INFO)
+	if (log_get_level() < level)
 		return;
 	if (ms < 0)
 		ms = 0;
@@ -126,10 +140,17 @@ audit_log(const struct audit_record *a, int64_t now_ms)
 		log_escape(user, sizeof(user), a->user, a->user_len);
 	else
 		strcpy(user, "-");
-	format_int(rule, sizeof(rule), a->rule);
+	/* A hub gets the record from a worker: the name is escaped here,
+	 * bounded by its array, whatever bytes it holds. */
+	if (a->rule_name[0] != '\0' && a->rule >= 0)
+		log_escape(rule, sizeof(rule), a->rule_name,
+		    strnlen(a->rule_name, sizeof(a->rule_name)));
+	else
+		format_int(rule, sizeof(rule), a->rule);
 	format_int(rep, sizeof(rep), a->rep);
 	format_udp(a, udp, sizeof(udp));
-	log_info("session client=%s listener=%s method=%s user=%s cmd=%s "
+	(level == LOG_DEBUG ? log_debug : log_info)(
+	    "session client=%s listener=%s method=%s user=%s cmd=%s "
 	    "dst=%s addr=%s rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64
 	    " secs=%" PRId64 ".%03d end=%s%s%s", client, listener,
 	    audit_method_name(a->method), user,

@@ -11,6 +11,7 @@
 
 #define AUDIT_DST_LEN	(255 * 4 + 16)	/* an escaped name, ':', a port */
 #define AUDIT_USER_LEN	255		/* RFC 1929 ULEN at most */
+#define AUDIT_RULE_LEN	32		/* a rule's name, NUL included */
 
 /* Why a session ended: the `end=` key. */
 enum audit_end {
@@ -60,6 +61,9 @@ struct audit_record {
 	int16_t method;			/* SOCKS5 method chosen, -1: none */
 	int16_t cmd;			/* SOCKS5 command, -1: none */
 	int32_t rule;			/* rule number, -1: none consulted */
+	char rule_name[AUDIT_RULE_LEN];	/* the rule's name, "": unnamed
+					 * (escaped when logged) */
+	uint8_t quiet;			/* 1: a rule said log = false */
 	int16_t rep;			/* reply code sent, -1: none */
 	bool parked;
 	enum audit_end end;
@@ -71,7 +75,13 @@ struct audit_record {
 /* A fresh record for a client accepted now. */
 void audit_begin(struct audit_record *a, const struct sockaddr_storage *client,
     const struct sockaddr_storage *listener, int64_t now_ms);
-/* Logs "session client=... end=REASON" at info level; now_ms ends it. */
+/* Records the rule that decided (its number and name, NULL: none) and
+ * whether it asks for quiet (log = false): once quiet, a record stays so. */
+void audit_set_rule(struct audit_record *a, int rule, const char *name,
+    bool quiet);
+/* Logs "session client=... end=REASON" at info level (debug when quiet);
+ * now_ms ends it. rule= is the rule's name if it has one, else its
+ * number. */
 void audit_log(const struct audit_record *a, int64_t now_ms);
 /* Logs "auth-fail client=... user=... reason=WHY" for a failed login
  * (user: the raw bytes the client sent). */

@@ -115,7 +115,7 @@ bind_check_request(struct cmd_ctx *c, const struct socks5_request *req,
 	memset(w, 0, sizeof(*w));
 	q.port = req->dst.port;
 	v = rules_may_pass(&c->conf->rules, &q);
-	c->rec->rule = v.rule;
+	cmd_verdict(c, &v);
 	if (v.pass && dst_is_zeros(&req->dst)) {
 		w->any = true;
 		w->family = req->dst.atyp == SOCKS5_ATYP_IPV6 ? AF_INET6 : AF_INET;
@@ -132,7 +132,7 @@ bind_check_request(struct cmd_ctx *c, const struct socks5_request *req,
 	for (int i = 0; i < n; i++) {
 		q.dst = (const struct sockaddr *)&addrs[i];
 		v = rules_match_request(&c->conf->rules, &q);
-		c->rec->rule = v.rule;
+		cmd_verdict(c, &v);
 		if (v.pass)
 			unmap_v4(&addrs[i], &w->addrs[w->naddrs++]);
 	}
@@ -364,7 +364,7 @@ bind_check_peer(struct cmd_ctx *c, const struct bind_want *w,
 	q.dst = (const struct sockaddr *)peer;
 	q.port = addr_port(q.dst);
 	v = rules_match_request(&c->conf->rules, &q);
-	c->rec->rule = v.rule;
+	cmd_verdict(c, &v);
 	if (!v.pass) {
 		c->rec->end = AUDIT_END_REFUSED;
 		return SOCKS5_REP_NOT_ALLOWED;

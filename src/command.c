@@ -25,6 +25,12 @@ cmd_query(const struct cmd_ctx *c, uint8_t cmd)
 	};
 }
 
+void
+cmd_verdict(struct cmd_ctx *c, const struct verdict *v)
+{
+	audit_set_rule(c->rec, v->rule, v->name, v->quiet);
+}
+
 int
 cmd_send(struct cmd_ctx *c, const uint8_t *buf, size_t len)
 {

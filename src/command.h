@@ -50,6 +50,9 @@ typedef void (*cmd_run_fn)(struct cmd_ctx *c, const struct socks5_request *req);
  * listener, method, user and groups. The command adds the destination
  * (dst_name, dst, port) before it asks. */
 struct rules_query cmd_query(const struct cmd_ctx *c, uint8_t cmd);
+/* Records the verdict's rule (number, name, log = false) in c->rec: call
+ * it after each rules_may_pass / rules_match_request. */
+void cmd_verdict(struct cmd_ctx *c, const struct verdict *v);
 
 /* Sends bytes to the client within the deadline: 0, or -1 with rec->end
  * set (client, timeout or shutdown). */

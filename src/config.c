@@ -553,8 +553,10 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->nlisteners; i++)
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		free(c->listeners[i].name);
 		free(c->listeners[i].file);
+	}
 	rules_free(&c->clients);
 	rules_free(&c->rules);
 	free(c->listeners);

@@ -25,6 +25,7 @@ struct listener_conf {
 	int backlog;
 	uint8_t methods[CONFIG_MAX_METHODS];	/* in order of preference */
 	int nmethods;
+	char *name;		/* what rules may call it; NULL: no name */
 	/* UDP ASSOCIATE: the address named in the reply instead of the one
 	 * the client reached (a host behind NAT); family 0: none. */
 	struct sockaddr_storage udp_announce;

@@ -51,6 +51,23 @@ parse_methods(struct parse *p, const config_setting_t *l,
 	}
 }
 
+/* An optional name, by which rules' `listeners` may name it. */
+static void
+parse_listener_name(struct parse *p, const config_setting_t *l,
+    struct listener_conf *lc)
+{
+	const char *v = parse_get_string(p, l, "listener", "name");
+
+	if (v == NULL)
+		return;
+	if (!parse_name_valid(v))
+		perr(p, config_setting_get_member(l, "name"),
+		    "listener name \"%s\": 1 to %d letters, digits, '.', '_' or '-', starting with a letter",
+		    v, RULE_NAME_LEN - 1);
+	else if ((lc->name = strdup(v)) == NULL)
+		fatal("strdup");
+}
+
 /* udp_announce: the address UDP ASSOCIATE replies name (NAT). */
 static void
 parse_announce(struct parse *p, const config_setting_t *l,
@@ -75,7 +92,7 @@ parse_listener(struct parse *p, const config_setting_t *l,
     struct listener_conf *lc)
 {
 	static const char *const known[] = { "address", "port", "methods",
-	    "v6only", "backlog", "udp_announce", NULL };
+	    "v6only", "backlog", "name", "udp_announce", NULL };
 	char buf[PATH_MAX];
 	const char *address, *file;
 	int port = -1, v6only;
@@ -101,6 +118,7 @@ parse_listener(struct parse *p, const config_setting_t *l,
 		perr(p, l, "listener has no port");
 	parse_get_int(p, l, "listener", "backlog", 1, 65535, &lc->backlog);
 	parse_methods(p, l, lc);
+	parse_listener_name(p, l, lc);
 	parse_announce(p, l, lc);
 	if (address == NULL)
 		return;
@@ -171,6 +189,14 @@ parse_listeners(struct parse *p, const config_setting_t *root)
 				perr(p, config_setting_get_elem(s, (unsigned)i),
 				    "listener repeats the address and port of line %d",
 				    c->listeners[j].line);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++)
+			if (c->listeners[i].name != NULL &&
+			    c->listeners[j].name != NULL &&
+			    strcmp(c->listeners[i].name, c->listeners[j].name) == 0)
+				perr(p, config_setting_get_elem(s, (unsigned)i),
+				    "listener name \"%s\" is taken by line %d",
+				    c->listeners[i].name, c->listeners[j].line);
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < n; j++)
 			if (i != j && dual_stack_overlap(&c->listeners[i],

@@ -75,6 +75,8 @@ bool config_include_check(struct parse *p);
 bool parse_port(struct parse *p, const config_setting_t *e,
     struct port_range *out);
 
+/* Whether v may name a rule or a listener (config_rules.c). */
+bool parse_name_valid(const char *v);
 /* config_control.c */
 void parse_control(struct parse *p, const config_setting_t *root);
 

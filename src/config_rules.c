@@ -1,5 +1,8 @@
 /* config_rules.c: compiles `clients` and `rules` into rule sets (rules.h). */
+#include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,12 +10,47 @@
 #include "log.h"
 #include "socks5.h"
 
-/* Reads a list of CIDR strings into *out. */
+/* Member key of rule r as a non-empty list (NULL, after an error if it is
+ * not a list or is empty: an empty key would match nothing). */
+static config_setting_t *
+rule_list(struct parse *p, const config_setting_t *r, const char *key)
+{
+	config_setting_t *s = parse_get_list(p, r, "rule", key);
+
+	if (s != NULL && config_setting_length(s) == 0) {
+		perr(p, s, "%s is empty: the rule could never match (leave the key out to match everything)",
+		    key);
+		return NULL;
+	}
+	return s;
+}
+
+static void *
+alloc_elems(const config_setting_t *s, size_t size)
+{
+	void *v = calloc((size_t)config_setting_length(s) + 1, size);
+
+	if (v == NULL)
+		fatal("calloc");
+	return v;
+}
+
+static char *
+xstrdup(const char *v)
+{
+	char *d = strdup(v);
+
+	if (d == NULL)
+		fatal("strdup");
+	return d;
+}
+
+/* Reads `from` into the rule's client networks. */
 static void
 parse_cidrs(struct parse *p, const config_setting_t *r, const char *key,
     struct cidr **out, size_t *nout)
 {
-	config_setting_t *s = parse_get_list(p, r, "rule", key);
+	config_setting_t *s = rule_list(p, r, key);
 	int n;
 
 	if (s == NULL)
@@ -80,7 +118,7 @@ parse_port(struct parse *p, const config_setting_t *e, struct port_range *out)
 static void
 parse_ports(struct parse *p, const config_setting_t *r, struct rule *rule)
 {
-	config_setting_t *s = parse_get_list(p, r, "rule", "ports");
+	config_setting_t *s = rule_list(p, r, "ports");
 	int n;
 
 	if (s == NULL)
@@ -98,7 +136,7 @@ parse_ports(struct parse *p, const config_setting_t *r, struct rule *rule)
 static void
 parse_commands(struct parse *p, const config_setting_t *r, struct rule *rule)
 {
-	config_setting_t *s = parse_get_list(p, r, "rule", "commands");
+	config_setting_t *s = rule_list(p, r, "commands");
 
 	if (s == NULL)
 		return;
@@ -118,17 +156,17 @@ parse_commands(struct parse *p, const config_setting_t *r, struct rule *rule)
 	}
 }
 
-/* clients: the methods a client may use (none, username). */
+/* clients: the methods a client may use; rules: the methods a session
+ * must have used (none, username). */
 static void
-parse_client_methods(struct parse *p, const config_setting_t *r,
-    struct rule *rule)
+parse_methods(struct parse *p, const config_setting_t *r, struct rule *rule)
 {
-	config_setting_t *s = parse_get_list(p, r, "client", "methods");
+	config_setting_t *s = parse_get_list(p, r, "rule", "methods");
 
 	if (s == NULL)
 		return;
 	if (config_setting_length(s) == 0)
-		perr(p, s, "client methods is empty: no client could log in");
+		perr(p, s, "methods is empty: no client could log in");
 	for (int i = 0; i < config_setting_length(s); i++) {
 		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		const char *v = config_setting_get_string(e);
@@ -143,16 +181,289 @@ parse_client_methods(struct parse *p, const config_setting_t *r,
 	}
 }
 
+/* A rule or listener name: a letter, then letters, digits, '.', '_', '-'
+ * (so that rule=NAME is never a number and needs no escape). */
+bool
+parse_name_valid(const char *v)
+{
+	size_t len = strlen(v);
+
+	if (len == 0 || len >= RULE_NAME_LEN || !isalpha((unsigned char)v[0]))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '.' &&
+		    v[i] != '_' && v[i] != '-')
+			return false;
+	return true;
+}
+
+static void
+parse_name(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	const char *v = parse_get_string(p, r, "rule", "name");
+
+	if (v == NULL)
+		return;
+	if (!parse_name_valid(v))
+		perr(p, config_setting_get_member(r, "name"),
+		    "rule name \"%s\": 1 to %d letters, digits, '.', '_' or '-', starting with a letter",
+		    v, RULE_NAME_LEN - 1);
+	else
+		rule->name = xstrdup(v);
+}
+
+static void
+parse_log(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	config_setting_t *s = config_setting_get_member(r, "log");
+
+	if (s == NULL)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		perr(p, s, "rule log must be true or false");
+	else
+		rule->quiet = !config_setting_get_bool(s);
+}
+
+/* A listener as a rule names it: its name, or its address as
+ * "127.0.0.1:1080" or "[::1]:1080". -1 if none is. */
+static int
+listener_index(const struct config *c, const char *v)
+{
+	char text[ADDR_STRLEN];
+
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct listener_conf *lc = &c->listeners[i];
+
+		if (lc->name != NULL && strcmp(lc->name, v) == 0)
+			return (int)i;
+		if (lc->addrlen != 0 && strcmp(addr_format(
+		    (const struct sockaddr *)&lc->addr, text, sizeof(text)),
+		    v) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static void
+parse_rule_listeners(struct parse *p, const config_setting_t *r,
+    struct rule *rule)
+{
+	config_setting_t *s = rule_list(p, r, "listeners");
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		int li = v == NULL ? -1 : listener_index(p->conf, v);
+
+		if (li < 0)
+			perr(p, e, "listeners: \"%s\" is no listener's name or address:port",
+			    v ? v : "(not a string)");
+		else
+			rule->listeners |= (uint64_t)1 << li;
+	}
+}
+
+/* users: exact names (RFC 1929 bytes), no wildcard. */
+static void
+parse_users(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	config_setting_t *s = rule_list(p, r, "users");
+
+	if (s == NULL)
+		return;
+	rule->users = alloc_elems(s, sizeof(*rule->users));
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		bool ok = v != NULL && v[0] != '\0' && strlen(v) <= 255;
+
+		for (const char *c = v; ok && *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '*')
+				ok = false;
+		if (!ok)
+			perr(p, e, "users: \"%s\" is not a user name (exact names, no wildcard)",
+			    v ? v : "(not a string)");
+		else
+			rule->users[rule->nusers++] = xstrdup(v);
+	}
+}
+
+/* groups: names, resolved to gids now (a reload resolves them again). */
+static void
+parse_groups(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	config_setting_t *s = rule_list(p, r, "groups");
+
+	if (s == NULL)
+		return;
+	rule->has_groups = true;
+	rule->gids = alloc_elems(s, sizeof(*rule->gids));
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		struct group *gr;
+
+		if (v == NULL || v[0] == '\0') {
+			perr(p, e, "groups: group names must be non-empty strings");
+			continue;
+		}
+		errno = 0;
+		if ((gr = getgrnam(v)) == NULL)
+			pwarn(p, e, "groups: no group \"%s\" on this system: it matches nothing",
+			    v);
+		else
+			rule->gids[rule->ngids++] = (uint32_t)gr->gr_gid;
+	}
+}
+
+/* The networks `self` stands for: every address of this host now (a
+ * reload looks again), loopback, "this network" 0.0.0.0/8 and ::, and the
+ * listeners' own addresses. */
+static void
+add_self(struct parse *p, const config_setting_t *e, struct rule *rule,
+    size_t *cap)
+{
+	static const char *const fixed[] = { "127.0.0.0/8", "::1", "0.0.0.0/8",
+	    "::" };
+	const struct config *c = p->conf;
+	struct cidr *host;
+	size_t nhost, need;
+
+	if (addr_host_cidrs(&host, &nhost) == -1) {
+		perr(p, e, "to: self: cannot list this host's addresses: %s",
+		    strerror(errno));
+		return;
+	}
+	need = rule->nto + 4 + nhost + c->nlisteners;
+	if (need > *cap) {
+		struct cidr *to = realloc(rule->to, need * sizeof(*to));
+
+		if (to == NULL)
+			fatal("realloc");
+		rule->to = to;
+		*cap = need;
+	}
+	for (size_t i = 0; i < 4; i++)
+		(void)addr_parse_cidr(fixed[i], &rule->to[rule->nto++]);
+	for (size_t i = 0; i < nhost; i++)
+		rule->to[rule->nto++] = host[i];
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)
+		    &c->listeners[i].addr;
+		char ip[ADDR_STRLEN];
+
+		if (c->listeners[i].addrlen != 0 &&
+		    addr_parse_cidr(addr_format_ip(sa, ip, sizeof(ip)),
+		    &rule->to[rule->nto]) == 0)
+			rule->nto++;
+	}
+	free(host);
+}
+
+/* A host name as `to` takes it: letters, digits, '-', '_' and dots
+ * between non-empty labels, not all digits (a bad address, then). */
+static bool
+host_name_valid(const char *v)
+{
+	size_t len = strlen(v), label = 0;
+	bool letter = false;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch == '.') {
+			if (label == 0 && !(i == len - 1 && i > 0))
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(ch) && ch != '-' && ch != '_')
+			return false;
+		if (!isdigit(ch))
+			letter = true;
+		if (++label > 63)
+			return false;
+	}
+	return letter;
+}
+
+static char *
+lower_name(const char *v)
+{
+	char *d = xstrdup(v);
+	size_t len = strlen(d);
+
+	for (size_t i = 0; i < len; i++)
+		d[i] = (char)tolower((unsigned char)d[i]);
+	if (len > 0 && d[len - 1] == '.')
+		d[len - 1] = '\0';
+	return d;
+}
+
+/* to: networks, host names, ".domain" suffixes and `self`. */
+static void
+parse_to(struct parse *p, const config_setting_t *r, struct rule *rule)
+{
+	config_setting_t *s = rule_list(p, r, "to");
+	size_t cap;
+
+	if (s == NULL)
+		return;
+	cap = (size_t)config_setting_length(s) + 1;
+	rule->to = alloc_elems(s, sizeof(*rule->to));
+	rule->hosts = alloc_elems(s, sizeof(*rule->hosts));
+	rule->domains = alloc_elems(s, sizeof(*rule->domains));
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL)
+			perr(p, e, "to: entries must be strings");
+		else if (strcmp(v, "self") == 0)
+			add_self(p, e, rule, &cap);
+		else if (addr_parse_cidr(v, &rule->to[rule->nto]) == 0)
+			rule->nto++;
+		else if (v[0] == '.' && host_name_valid(v + 1))
+			rule->domains[rule->ndomains++] = lower_name(v + 1);
+		else if (v[0] != '.' && host_name_valid(v))
+			rule->hosts[rule->nhosts++] = lower_name(v);
+		else
+			perr(p, e, "to: \"%s\" is not an address, address/prefix, host name, .domain or self",
+			    v);
+	}
+}
+
+static void
+parse_action(struct parse *p, const config_setting_t *r, const char *list,
+    struct rule *rule)
+{
+	const char *action = parse_get_string(p, r, list, "action");
+
+	if (action == NULL && config_setting_get_member(r, "action") == NULL)
+		perr(p, r, "%s entry has no action (\"pass\" or \"block\")", list);
+	else if (action != NULL && strcmp(action, "pass") == 0)
+		rule->action = RULE_PASS;
+	else if (action != NULL && strcmp(action, "block") != 0)
+		perr(p, config_setting_get_member(r, "action"),
+		    "unknown action \"%s\" (pass, block)", action);
+}
+
+/* One entry: one function per key. */
 static void
 parse_rule(struct parse *p, const config_setting_t *r, const char *list,
     struct rule *rule)
 {
-	static const char *const client_keys[] = { "action", "from", "methods",
-	    NULL };
-	static const char *const rule_keys[] = { "action", "from", "to",
-	    "ports", "commands", CONFIG_LIMIT_KEYS, NULL };
+	static const char *const client_keys[] = { "action", "name", "log",
+	    "from", "listeners", "methods", NULL };
+	static const char *const rule_keys[] = { "action", "name", "log",
+	    "from", "listeners", "methods", "users", "groups", "commands",
+	    "to", "ports", CONFIG_LIMIT_KEYS, NULL };
 	bool is_clients = strcmp(list, "clients") == 0;
-	const char *action;
 
 	rule->line = (int)config_setting_source_line(r);
 	rule->action = RULE_BLOCK;
@@ -162,23 +473,69 @@ parse_rule(struct parse *p, const config_setting_t *r, const char *list,
 	}
 	parse_check_keys(p, r, is_clients ? "client" : "rule",
 	    is_clients ? client_keys : rule_keys);
-	action = parse_get_string(p, r, list, "action");
-	if (action == NULL && config_setting_get_member(r, "action") == NULL)
-		perr(p, r, "%s entry has no action (\"pass\" or \"block\")", list);
-	else if (action != NULL && strcmp(action, "pass") == 0)
-		rule->action = RULE_PASS;
-	else if (action != NULL && strcmp(action, "block") != 0)
-		perr(p, config_setting_get_member(r, "action"),
-		    "unknown action \"%s\" (pass, block)", action);
+	parse_action(p, r, list, rule);
+	parse_name(p, r, rule);
+	parse_log(p, r, rule);
 	parse_cidrs(p, r, "from", &rule->from, &rule->nfrom);
-	if (is_clients) {
-		parse_client_methods(p, r, rule);
+	parse_rule_listeners(p, r, rule);
+	parse_methods(p, r, rule);
+	if (is_clients)
 		return;
-	}
-	parse_cidrs(p, r, "to", &rule->to, &rule->nto);
-	parse_ports(p, r, rule);
+	parse_users(p, r, rule);
+	parse_groups(p, r, rule);
 	parse_commands(p, r, rule);
+	parse_to(p, r, rule);
+	parse_ports(p, r, rule);
 	parse_rule_limits(p, r, rule);
+}
+
+static bool
+rule_has_keys(const struct rule *r, bool is_clients)
+{
+	bool client_keys = r->nfrom > 0 || r->listeners != 0;
+
+	if (is_clients)
+		return client_keys;
+	return client_keys || r->methods != 0 || r->nusers > 0 ||
+	    r->has_groups || r->commands != 0 || r->nto > 0 ||
+	    r->nhosts > 0 || r->ndomains > 0 || r->nports > 0;
+}
+
+/* Warns about entries that can never decide anything, and refuses a name
+ * given twice in one list. */
+static void
+check_rules(struct parse *p, const config_setting_t *s, const char *name,
+    const struct ruleset *rs)
+{
+	bool is_clients = strcmp(name, "clients") == 0;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s,
+		    (unsigned)i);
+		const struct rule *r = &rs->list[i], *by;
+		const char *why;
+		long j;
+
+		for (size_t k = 0; r->name != NULL && k < i; k++)
+			if (rs->list[k].name != NULL &&
+			    strcmp(rs->list[k].name, r->name) == 0)
+				perr(p, e, "%s entry %zu: name \"%s\" is taken by entry %zu (line %d)",
+				    name, i + 1, r->name, k + 1, rs->list[k].line);
+		if (rules_never_matches(r, is_clients, &why)) {
+			pwarn(p, e, "%s entry %zu never matches: %s", name,
+			    i + 1, why);
+			continue;
+		}
+		if ((j = rules_shadowed_by(rs, i, is_clients)) < 0)
+			continue;
+		by = &rs->list[j];
+		if (!rule_has_keys(by, is_clients))
+			pwarn(p, e, "%s entry %zu never matches: entry %ld (line %d) before it matches everything",
+			    name, i + 1, j + 1, by->line);
+		else
+			pwarn(p, e, "%s entry %zu never matches: entry %ld (line %d) before it matches all it does",
+			    name, i + 1, j + 1, by->line);
+	}
 }
 
 /* Compiles the list name into rs (present if the list is written). */
@@ -200,4 +557,6 @@ parse_rules(struct parse *p, const config_setting_t *root, const char *name,
 	for (int i = 0; i < n; i++)
 		parse_rule(p, config_setting_get_elem(s, (unsigned)i), name,
 		    &rs->list[i]);
+	rules_compile(rs);
+	check_rules(p, s, name, rs);
 }

@@ -156,11 +156,13 @@ connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 	struct rules_query q = cmd_query(c, req->cmd);
 
 	q.port = req->dst.port;
+	if (req->dst.atyp == SOCKS5_ATYP_DOMAIN)
+		q.dst_name = req->dst.u.domain.name;
 	/* No lookup for a client whose request no rule could let through:
 	 * the proxy is not a name oracle for clients it refuses. */
 	v = rules_may_pass(&c->conf->rules, &q);
 	if (!v.pass) {
-		c->rec->rule = v.rule;
+		cmd_verdict(c, &v);
 		c->rec->end = AUDIT_END_REFUSED;
 		return SOCKS5_REP_NOT_ALLOWED;
 	}
@@ -176,7 +178,7 @@ connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 		q.dst = sa;
 		q.port = addr_port(sa);
 		v = rules_match_request(&c->conf->rules, &q);
-		c->rec->rule = v.rule;
+		cmd_verdict(c, &v);
 		if (!v.pass)
 			continue;
 		allowed = true;

@@ -403,10 +403,12 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
 	    .listener = li });
 	s.methods = v.methods;
+	/* A client rule with log = false quiets the sessions it lets in too. */
+	if (v.quiet || !v.pass)
+		audit_set_rule(&s.rec, v.rule, v.name, v.quiet);
 	limits_session_begin();
 	if (!v.pass) {
 		s.rec.end = AUDIT_END_REFUSED;
-		s.rec.rule = v.rule;
 	} else if (limits_negotiate_begin(w->conf, peer, w->sb, w->slot) == -1) {
 		/* Closed at once: no lingering for a source that holds
 		 * workers with slow greetings. */

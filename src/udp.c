@@ -218,7 +218,7 @@ udp_start(struct cmd_ctx *c, struct udp_assoc *a,
 
 	a->q = cmd_query(c, SOCKS5_CMD_UDP_ASSOCIATE);
 	v = udp_may_pass(&c->conf->rules, a->q);
-	c->rec->rule = v.rule;
+	cmd_verdict(c, &v);
 	if (!v.pass) {
 		cmd_fail(c, SOCKS5_REP_NOT_ALLOWED, AUDIT_END_REFUSED);
 		return -1;

@@ -39,7 +39,9 @@ class AuditRecord(ctypes.Structure):
                 ("target", ctypes.c_uint8 * 128), ("dst", ctypes.c_char * 1036),
                 ("user", ctypes.c_uint8 * 255), ("user_len", ctypes.c_uint8),
                 ("ngroups", ctypes.c_uint16), ("method", ctypes.c_int16),
-                ("cmd", ctypes.c_int16), ("rule", ctypes.c_int32), ("rep", ctypes.c_int16),
+                ("cmd", ctypes.c_int16), ("rule", ctypes.c_int32),
+                ("rule_name", ctypes.c_char * 32), ("quiet", ctypes.c_uint8),
+                ("rep", ctypes.c_int16),
                 ("parked", ctypes.c_bool), ("end", ctypes.c_int), ("start_ms", ctypes.c_int64),
                 ("up", ctypes.c_uint64), ("down", ctypes.c_uint64), ("udp", AuditUdp)]
 

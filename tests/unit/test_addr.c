@@ -226,8 +226,78 @@ END_TEST
 START_TEST(in_cidr_cross_family)
 {
 	ck_assert(!in("10.0.0.1", "::/96"));
-	ck_assert(!in("::a00:1", "10.0.0.0/8"));	/* IPv4-compatible, not mapped */
 	ck_assert(!in("2001:db8::a00:1", "10.0.0.0/8"));
+	ck_assert(!in("64:ff9c::a00:1", "10.0.0.0/8"));	/* not the NAT64 prefix */
+	ck_assert(!in("2003:a00:1::", "10.0.0.0/8"));	/* not 6to4 */
+}
+END_TEST
+
+/* IPv6 forms that carry an IPv4 address match IPv4 ranges as that address,
+ * and IPv6 ranges as themselves. */
+START_TEST(in_cidr_embedded_v4)
+{
+	/* IPv4-compatible ::a.b.c.d */
+	ck_assert(in("::127.0.0.1", "127.0.0.0/8"));
+	ck_assert(in("::a00:1", "10.0.0.0/8"));
+	ck_assert(!in("::a00:1", "11.0.0.0/8"));
+	/* NAT64 well-known prefix 64:ff9b::/96 */
+	ck_assert(in("64:ff9b::7f00:1", "127.0.0.0/8"));
+	ck_assert(in("64:ff9b::169.254.169.254", "169.254.0.0/16"));
+	ck_assert(!in("64:ff9b::8.8.8.8", "127.0.0.0/8"));
+	/* 6to4 2002:AABB:CCDD::/48 */
+	ck_assert(in("2002:7f00:1::", "127.0.0.0/8"));
+	ck_assert(in("2002:a9fe:a9fe:1::5", "169.254.169.254"));
+	ck_assert(!in("2002:808:808::", "127.0.0.0/8"));
+	/* and still their own IPv6 ranges */
+	ck_assert(in("2002:7f00:1::", "2002::/16"));
+	ck_assert(in("64:ff9b::7f00:1", "64:ff9b::/96"));
+}
+END_TEST
+
+/* :: and ::1 are the unspecified and loopback addresses, not compatible
+ * forms of 0.0.0.0 and 0.0.0.1. */
+START_TEST(embedded_v4_forms)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	uint32_t v4 = 0;
+	static const struct { const char *ip; bool embeds; uint32_t v4; } t[] = {
+		{ "::ffff:1.2.3.4", true, 0x01020304 },
+		{ "::1.2.3.4", true, 0x01020304 },
+		{ "::2", true, 2 },
+		{ "::", false, 0 },
+		{ "::1", false, 0 },
+		{ "64:ff9b::1.2.3.4", true, 0x01020304 },
+		{ "64:ff9b:1::1.2.3.4", false, 0 },
+		{ "2002:102:304::", true, 0x01020304 },
+		{ "2001:db8::1", false, 0 },
+		{ "fe80::1", false, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ck_assert_int_eq(addr_parse_ip(t[i].ip, 0, &ss, &len), 0);
+		ck_assert_msg(addr_embedded_v4(((struct sockaddr_in6 *)&ss)->
+		    sin6_addr.s6_addr, &v4) == t[i].embeds, "%s", t[i].ip);
+		if (t[i].embeds)
+			ck_assert_uint_eq(v4, t[i].v4);
+	}
+}
+END_TEST
+
+/* getifaddrs lists at least lo's 127.0.0.1. */
+START_TEST(host_cidrs_have_loopback)
+{
+	struct cidr *list;
+	size_t n;
+	bool lo = false;
+
+	ck_assert_int_eq(addr_host_cidrs(&list, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (list[i].family == AF_INET && list[i].prefix == 32 &&
+		    memcmp(list[i].addr, "\x7f\0\0\1", 4) == 0)
+			lo = true;
+	free(list);
+	ck_assert(lo);
 }
 END_TEST
 
@@ -379,6 +449,9 @@ addr_suite(void)
 	tcase_add_test(tc, in_cidr_ipv6);
 	tcase_add_test(tc, in_cidr_prefix_zero);
 	tcase_add_test(tc, in_cidr_cross_family);
+	tcase_add_test(tc, in_cidr_embedded_v4);
+	tcase_add_test(tc, embedded_v4_forms);
+	tcase_add_test(tc, host_cidrs_have_loopback);
 	tcase_add_test(tc, in_cidr_v4_mapped);
 	tcase_add_test(tc, in_cidr_other_family);
 	suite_add_tcase(s, tc);

@@ -143,6 +143,38 @@ START_TEST(user_is_escaped)
 }
 END_TEST
 
+/* rule=NAME when the rule has a name; its bytes escaped however they came
+ * (a hub gets the record from a worker) and never past its array. */
+START_TEST(rule_name)
+{
+	struct audit_record a;
+
+	record(&a);
+	audit_set_rule(&a, 4, "office-web", false);
+	ck_assert_ptr_nonnull(strstr(logged(&a, 1000), " rule=office-web rep="));
+	audit_set_rule(&a, 4, NULL, false);
+	ck_assert_ptr_nonnull(strstr(logged(&a, 1000), " rule=4 rep="));
+	memset(a.rule_name, 'x', sizeof(a.rule_name));	/* no NUL */
+	a.rule_name[0] = ' ';
+	ck_assert_ptr_nonnull(strstr(logged(&a, 1000),
+	    " rule=\\x20xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx rep="));
+}
+END_TEST
+
+/* log = false: the line goes to debug level, not info. */
+START_TEST(quiet_rule)
+{
+	struct audit_record a;
+
+	record(&a);
+	audit_set_rule(&a, 1, "health", true);
+	ck_assert_str_eq(logged(&a, 1000), "");
+	audit_set_rule(&a, 2, NULL, false);	/* quiet stays */
+	ck_assert(a.quiet);
+	ck_assert_str_eq(logged(&a, 1000), "");
+}
+END_TEST
+
 START_TEST(longest_fields_fit_one_line)
 {
 	struct audit_record a;
@@ -347,6 +379,8 @@ audit_suite(void)
 	tcase_add_test(line, line_of_a_whole_session);
 	tcase_add_test(line, line_of_a_udp_association);
 	tcase_add_test(line, user_is_escaped);
+	tcase_add_test(line, rule_name);
+	tcase_add_test(line, quiet_rule);
 	tcase_add_test(line, longest_fields_fit_one_line);
 	tcase_add_test(line, end_names);
 	tcase_add_test(line, dst_forms);

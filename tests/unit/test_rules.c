@@ -10,14 +10,17 @@
 #define MAX_RULES 8
 #define MAX_ITEMS 4
 
-/* A rule set under construction: storage for up to MAX_RULES rules. */
+/* A rule set under construction (up to MAX_RULES rules, MAX_ITEMS of
+ * each key), compiled before each query, freed by done(). */
 struct fixture {
-	struct rule rules[MAX_RULES];
-	struct cidr from[MAX_RULES][MAX_ITEMS], to[MAX_RULES][MAX_ITEMS];
-	struct port_range ports[MAX_RULES][MAX_ITEMS];
 	struct ruleset rs;
 };
 
+static void
+done(struct fixture *f)
+{
+	rules_free(&f->rs);
+}
 static struct sockaddr_storage addrs[8];
 static int naddrs;
 
@@ -37,15 +40,20 @@ add(struct fixture *f, enum rule_action action)
 {
 	struct rule *r;
 
+	if (f->rs.list == NULL)
+		ck_assert_ptr_nonnull(f->rs.list = calloc(MAX_RULES,
+		    sizeof(struct rule)));
 	ck_assert_uint_lt(f->rs.n, MAX_RULES);
-	r = &f->rules[f->rs.n];
-	memset(r, 0, sizeof(*r));
+	r = &f->rs.list[f->rs.n];
 	r->action = action;
 	r->line = (int)f->rs.n + 10;
-	r->from = f->from[f->rs.n];
-	r->to = f->to[f->rs.n];
-	r->ports = f->ports[f->rs.n];
-	f->rs.list = f->rules;
+	ck_assert_ptr_nonnull(r->from = calloc(MAX_ITEMS, sizeof(*r->from)));
+	ck_assert_ptr_nonnull(r->to = calloc(MAX_ITEMS, sizeof(*r->to)));
+	ck_assert_ptr_nonnull(r->ports = calloc(MAX_ITEMS, sizeof(*r->ports)));
+	ck_assert_ptr_nonnull(r->users = calloc(MAX_ITEMS, sizeof(char *)));
+	ck_assert_ptr_nonnull(r->hosts = calloc(MAX_ITEMS, sizeof(char *)));
+	ck_assert_ptr_nonnull(r->domains = calloc(MAX_ITEMS, sizeof(char *)));
+	ck_assert_ptr_nonnull(r->gids = calloc(MAX_ITEMS, sizeof(*r->gids)));
 	f->rs.present = true;
 	f->rs.n++;
 	return r;
@@ -65,6 +73,35 @@ add_to(struct rule *r, const char *cidr)
 	ck_assert_int_eq(addr_parse_cidr(cidr, &r->to[r->nto++]), 0);
 }
 
+/* A host name, or a ".domain". */
+static void
+add_name(struct rule *r, const char *name)
+{
+	if (name[0] == '.') {
+		ck_assert_uint_lt(r->ndomains, MAX_ITEMS);
+		ck_assert_ptr_nonnull(r->domains[r->ndomains++] =
+		    strdup(name + 1));
+	} else {
+		ck_assert_uint_lt(r->nhosts, MAX_ITEMS);
+		ck_assert_ptr_nonnull(r->hosts[r->nhosts++] = strdup(name));
+	}
+}
+
+static void
+add_user(struct rule *r, const char *name)
+{
+	ck_assert_uint_lt(r->nusers, MAX_ITEMS);
+	ck_assert_ptr_nonnull(r->users[r->nusers++] = strdup(name));
+}
+
+static void
+add_gid(struct rule *r, uint32_t gid)
+{
+	ck_assert_uint_lt(r->ngids, MAX_ITEMS);
+	r->gids[r->ngids++] = gid;
+	r->has_groups = true;
+}
+
 static void
 add_ports(struct rule *r, uint16_t lo, uint16_t hi)
 {
@@ -75,31 +112,43 @@ add_ports(struct rule *r, uint16_t lo, uint16_t hi)
 
 /* The verdict of rules_match_request for client -> dst:port, command cmd. */
 static struct verdict
-request(const struct fixture *f, const char *client, uint8_t cmd,
+request(struct fixture *f, const char *client, uint8_t cmd,
     const char *dst, uint16_t port)
 {
 	struct rules_query q = { .client = sa(client, 40000), .cmd = cmd,
 	    .dst = sa(dst, port), .port = port };
 
+	rules_compile(&f->rs);
 	return rules_match_request(&f->rs, &q);
 }
 
 static struct verdict
-may_pass(const struct fixture *f, const char *client, uint8_t cmd,
+may_pass(struct fixture *f, const char *client, uint8_t cmd,
     uint16_t port)
 {
 	struct rules_query q = { .client = sa(client, 40000), .cmd = cmd,
 	    .port = port };
 
+	rules_compile(&f->rs);
 	return rules_may_pass(&f->rs, &q);
 }
 
 static struct verdict
-client(const struct fixture *f, const char *ip)
+client(struct fixture *f, const char *ip)
 {
 	struct rules_query q = { .client = sa(ip, 40000) };
 
+	rules_compile(&f->rs);
 	return rules_match_client(&f->rs, &q);
+}
+
+/* A request with every field: the session's and the destination. */
+static struct verdict
+ask(struct fixture *f, const struct rules_query *q, bool before)
+{
+	rules_compile(&f->rs);
+	return before ? rules_may_pass(&f->rs, q) :
+	    rules_match_request(&f->rs, q);
 }
 
 #define ck_verdict(v, want_pass, want_rule) do { \
@@ -120,6 +169,7 @@ START_TEST(empty_lists_refuse)
 	f.rs.present = true;	/* written but empty: the same */
 	ck_verdict(client(&f, "::1"), false, 0);
 	ck_verdict(may_pass(&f, "::1", SOCKS5_CMD_CONNECT, 80), false, 0);
+	done(&f);
 }
 END_TEST
 
@@ -135,6 +185,7 @@ START_TEST(rule_without_keys_matches_all)
 	ck_verdict(request(&f, "::1", SOCKS5_CMD_UDP_ASSOCIATE, "10.1.2.3",
 	    65535), true, 1);
 	ck_verdict(may_pass(&f, "::1", SOCKS5_CMD_BIND, 22), true, 1);
+	done(&f);
 }
 END_TEST
 
@@ -149,6 +200,7 @@ START_TEST(first_match_wins)
 	    false, 1);
 	ck_verdict(request(&f, "127.0.0.1", SOCKS5_CMD_CONNECT, "11.1.2.3", 80),
 	    true, 3);
+	done(&f);
 }
 END_TEST
 
@@ -161,6 +213,7 @@ START_TEST(no_match_refuses)
 	ck_verdict(request(&f, "127.0.0.1", SOCKS5_CMD_CONNECT, "127.0.0.1", 9),
 	    false, 0);
 	ck_verdict(client(&f, "127.0.0.1"), true, 1);	/* client ignores to */
+	done(&f);
 }
 END_TEST
 
@@ -178,6 +231,7 @@ START_TEST(networks_v4_v6)
 	ck_verdict(client(&f, "2001:db9::1"), false, 2);
 	/* An IPv4-mapped client matches the IPv4 network. */
 	ck_verdict(client(&f, "::ffff:127.0.0.1"), true, 1);
+	done(&f);
 }
 END_TEST
 
@@ -195,6 +249,7 @@ START_TEST(destination_networks)
 	    80), true, 2);
 	ck_verdict(request(&f, "127.0.0.1", SOCKS5_CMD_CONNECT, "192.0.2.127",
 	    80), false, 0);
+	done(&f);
 }
 END_TEST
 
@@ -211,6 +266,7 @@ START_TEST(ports_and_ranges)
 	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "::1", 8000), true, 1);
 	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "::1", 8080), true, 1);
 	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "::1", 8081), false, 0);
+	done(&f);
 }
 END_TEST
 
@@ -227,6 +283,7 @@ START_TEST(commands)
 	    false, 2);
 	ck_verdict(may_pass(&f, "::1", SOCKS5_CMD_CONNECT, 80), true, 1);
 	ck_verdict(may_pass(&f, "::1", SOCKS5_CMD_BIND, 80), false, 2);
+	done(&f);
 }
 END_TEST
 
@@ -247,6 +304,7 @@ START_TEST(may_pass_semantics)
 	/* The request itself then takes the block for 10/8. */
 	ck_verdict(request(&f, "127.0.0.1", SOCKS5_CMD_CONNECT, "10.0.0.1", 443),
 	    false, 1);
+	done(&f);
 }
 END_TEST
 
@@ -257,11 +315,12 @@ START_TEST(may_pass_no_match)
 	add_to(add(&f, RULE_BLOCK), "10.0.0.0/8");	/* partial: no decision */
 	add_ports(add(&f, RULE_PASS), 443, 443);
 	ck_verdict(may_pass(&f, "127.0.0.1", SOCKS5_CMD_CONNECT, 80), false, 0);
+	done(&f);
 }
 END_TEST
 
-/* Keys not matched on yet (user, groups, method, listener, name) do not
- * change the verdict of a rule that has none of them. */
+/* Query fields (user, groups, method, listener, name) do not change the
+ * verdict of a rule that has no key for them. */
 START_TEST(unused_query_fields)
 {
 	struct fixture f = { 0 };
@@ -272,15 +331,274 @@ START_TEST(unused_query_fields)
 	    .dst = sa("::1", 80), .port = 80 };
 
 	add_ports(add(&f, RULE_PASS), 80, 80);
+	rules_compile(&f.rs);
 	ck_verdict(rules_match_request(&f.rs, &q), true, 1);
 	ck_verdict(rules_may_pass(&f.rs, &q), true, 1);
 	ck_verdict(rules_match_client(&f.rs, &q), true, 1);
+	done(&f);
+}
+END_TEST
+
+/* Every IPv6 form that embeds an IPv4 address is refused by a block of
+ * that IPv4 network, whichever rule comes next. */
+START_TEST(embedded_v4_blocked)
+{
+	struct fixture f = { 0 };
+	static const char *const forms[] = { "::ffff:127.0.0.1",
+	    "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::",
+	    "2002:7f00:1:ffff::1", "64:ff9b::127.1.2.3" };
+
+	add_to(add(&f, RULE_BLOCK), "127.0.0.0/8");
+	add(&f, RULE_PASS);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, forms[i], 80),
+		    false, 1);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "64:ff9b::808:808",
+	    80), true, 2);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "2002:808:808::",
+	    80), true, 2);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "::1", 80), true, 2);
+	done(&f);
+}
+END_TEST
+
+/* An IPv4 network written in its mapped form is an IPv4 network. */
+START_TEST(mapped_network_is_v4)
+{
+	struct fixture f = { 0 };
+
+	add_to(add(&f, RULE_BLOCK), "::ffff:10.0.0.0/104");
+	add(&f, RULE_PASS);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "10.1.2.3", 80),
+	    false, 1);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "::ffff:10.1.2.3",
+	    80), false, 1);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "11.1.2.3", 80),
+	    true, 2);
+	done(&f);
+}
+END_TEST
+
+/* Overlapping and nested networks in one rule, in any order. */
+START_TEST(overlapping_networks)
+{
+	struct fixture f = { 0 };
+	struct rule *r = add(&f, RULE_PASS);
+
+	add_to(r, "10.1.0.0/16");
+	add_to(r, "10.0.0.0/8");
+	add_to(r, "10.200.0.0/16");
+	add_to(r, "192.0.2.7");
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "10.255.255.255", 1),
+	    true, 1);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "10.0.0.0", 1),
+	    true, 1);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "192.0.2.7", 1),
+	    true, 1);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "192.0.2.8", 1),
+	    false, 0);
+	ck_verdict(request(&f, "::1", SOCKS5_CMD_CONNECT, "9.255.255.255", 1),
+	    false, 0);
+	done(&f);
+}
+END_TEST
+
+static struct rules_query
+named(const char *name, const char *dst)
+{
+	return (struct rules_query){ .client = sa("127.0.0.1", 1),
+	    .cmd = SOCKS5_CMD_CONNECT, .dst_name = name,
+	    .dst = dst ? sa(dst, 80) : NULL, .port = 80 };
+}
+
+/* Exact names, ".domain" (the name and below), any case, final dot. */
+START_TEST(destination_names)
+{
+	struct fixture f = { 0 };
+	struct rule *r = add(&f, RULE_PASS);
+	struct rules_query q;
+
+	add_name(r, "www.example.org");
+	add_name(r, ".example.com");
+	q = named("www.example.org", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), true, 1);
+	q = named("WWW.Example.ORG.", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), true, 1);
+	q = named("a.www.example.org", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), false, 0);
+	q = named("example.com", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), true, 1);
+	q = named("a.b.example.com", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), true, 1);
+	q = named("badexample.com", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), false, 0);
+	q = named("example.com.evil", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), false, 0);
+	q = named(NULL, "192.0.2.1");	/* a literal address has no name */
+	ck_verdict(ask(&f, &q, false), false, 0);
+	done(&f);
+}
+END_TEST
+
+/* A name resolving into a blocked network is blocked: the address is
+ * matched after the name. Before resolution, a block by address does not
+ * decide, a block by name does. */
+START_TEST(name_then_address)
+{
+	struct fixture f = { 0 };
+	struct rules_query q;
+
+	add_to(add(&f, RULE_BLOCK), "127.0.0.0/8");
+	add_name(add(&f, RULE_BLOCK), ".blocked.test");
+	add_name(add(&f, RULE_PASS), ".example.com");
+	q = named("www.example.com", NULL);
+	ck_verdict(ask(&f, &q, true), true, 3);
+	q = named("www.example.com", "127.0.0.1");
+	ck_verdict(ask(&f, &q, false), false, 1);
+	q = named("www.example.com", "64:ff9b::7f00:1");
+	ck_verdict(ask(&f, &q, false), false, 1);
+	q = named("www.example.com", "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), true, 3);
+	q = named("x.blocked.test", NULL);
+	ck_verdict(ask(&f, &q, true), false, 2);
+	q = named("other.test", NULL);	/* no pass could match it */
+	ck_verdict(ask(&f, &q, true), false, 0);
+	/* Without a name (a literal address, or any destination of a UDP
+	 * association) the pass by name may pass; the address decides. */
+	q = named(NULL, NULL);
+	ck_verdict(ask(&f, &q, true), true, 3);
+	q = named(NULL, "192.0.2.1");
+	ck_verdict(ask(&f, &q, false), false, 0);
+	done(&f);
+}
+END_TEST
+
+START_TEST(users_groups_methods)
+{
+	struct fixture f = { 0 };
+	static const uint32_t alice_gids[] = { 100, 27 }, bob_gids[] = { 5 };
+	struct rules_query q = named(NULL, "192.0.2.1");
+	struct rule *r;
+
+	add_user(add(&f, RULE_BLOCK), "mallory");
+	add_user(r = add(&f, RULE_PASS), "alice");
+	add_to(r, "192.0.2.0/24");
+	add_gid(r = add(&f, RULE_PASS), 27);
+	add_gid(r, 30);
+	add_ports(r, 443, 443);
+	(r = add(&f, RULE_PASS))->methods = 1u << SOCKS5_METHOD_NONE;
+	add_ports(r, 22, 22);
+	q.method = SOCKS5_METHOD_USERPASS;
+	q.user = (const uint8_t *)"alice";
+	q.user_len = 5;
+	q.gids = alice_gids;
+	q.ngids = 2;
+	ck_verdict(ask(&f, &q, false), true, 2);
+	q.user = (const uint8_t *)"alicex";	/* exact, with its length */
+	q.user_len = 5;
+	ck_verdict(ask(&f, &q, false), true, 2);
+	q.user_len = 6;
+	ck_verdict(ask(&f, &q, false), false, 0);
+	q.port = 443;
+	ck_verdict(ask(&f, &q, false), true, 3);	/* by group 27 */
+	q.gids = bob_gids;
+	q.ngids = 1;
+	ck_verdict(ask(&f, &q, false), false, 0);
+	q.user = (const uint8_t *)"mallory";
+	q.user_len = 7;
+	ck_verdict(ask(&f, &q, false), false, 1);
+	q.user = NULL;
+	q.user_len = 0;
+	q.ngids = 0;
+	q.port = 22;
+	ck_verdict(ask(&f, &q, false), false, 0);	/* method is username */
+	q.method = SOCKS5_METHOD_NONE;
+	ck_verdict(ask(&f, &q, false), true, 4);
+	done(&f);
+}
+END_TEST
+
+START_TEST(listeners_key)
+{
+	struct fixture f = { 0 };
+	struct rules_query q = { .client = sa("127.0.0.1", 1) };
+
+	add(&f, RULE_BLOCK)->listeners = 1u << 2;
+	add(&f, RULE_PASS)->listeners = 1u << 0;
+	add(&f, RULE_PASS)->listeners = (uint64_t)1 << 63;
+	rules_compile(&f.rs);
+	q.listener = 2;
+	ck_verdict(rules_match_client(&f.rs, &q), false, 1);
+	q.listener = 0;
+	ck_verdict(rules_match_client(&f.rs, &q), true, 2);
+	q.listener = 63;
+	ck_verdict(rules_match_client(&f.rs, &q), true, 3);
+	q.listener = 1;
+	ck_verdict(rules_match_client(&f.rs, &q), false, 0);
+	done(&f);
+}
+END_TEST
+
+/* The verdict carries the rule's name and log switch. */
+START_TEST(verdict_name_quiet)
+{
+	struct fixture f = { 0 };
+	struct rule *r = add(&f, RULE_PASS);
+	struct verdict v;
+
+	r->name = strdup("office");
+	r->quiet = true;
+	add_from(r, "10.0.0.0/8");
+	v = client(&f, "10.1.1.1");
+	ck_assert_str_eq(v.name, "office");
+	ck_assert(v.quiet);
+	v = client(&f, "11.1.1.1");
+	ck_assert_ptr_null(v.name);
+	ck_assert(!v.quiet);
+	done(&f);
+}
+END_TEST
+
+/* The checks of socks5d -t: shadowed rules and rules that never match. */
+START_TEST(shadowed_rules)
+{
+	struct fixture f = { 0 };
+	struct rule *r;
+	const char *why;
+
+	add_to(add(&f, RULE_BLOCK), "10.0.0.0/8");		/* 1 */
+	add_to(add(&f, RULE_PASS), "10.1.0.0/16");		/* 2: by 1 */
+	add_to(r = add(&f, RULE_PASS), "10.1.0.0/16");		/* 3: no */
+	add_to(r, "11.0.0.0/8");
+	add_ports(r = add(&f, RULE_PASS), 1, 1024);		/* 4 */
+	add_name(r, ".example.com");
+	add_ports(r = add(&f, RULE_PASS), 80, 80);		/* 5: by 4 */
+	add_name(r, "www.example.com");
+	add_name(r, ".a.example.com");
+	add_ports(r = add(&f, RULE_PASS), 80, 2000);		/* 6: no */
+	add_name(r, "www.example.com");
+	add(&f, RULE_PASS);					/* 7 */
+	add_user(add(&f, RULE_PASS), "alice");			/* 8: by 7 */
+	rules_compile(&f.rs);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 0, false), -1);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 1, false), 0);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 2, false), -1);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 3, false), -1);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 4, false), 3);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 5, false), -1);
+	ck_assert_int_eq(rules_shadowed_by(&f.rs, 7, false), 6);
+	ck_assert(!rules_never_matches(&f.rs.list[7], false, &why));
+	f.rs.list[7].methods = 1u << SOCKS5_METHOD_NONE;
+	ck_assert(rules_never_matches(&f.rs.list[7], false, &why));
+	f.rs.list[6].has_groups = true;			/* none known */
+	ck_assert(rules_never_matches(&f.rs.list[6], false, &why));
+	done(&f);
 }
 END_TEST
 
 START_TEST(free_empties)
 {
-	struct ruleset rs = { calloc(2, sizeof(struct rule)), 2, true };
+	struct ruleset rs = { calloc(2, sizeof(struct rule)), 2, true, NULL };
 
 	ck_assert_ptr_nonnull(rs.list);
 	rs.list[0].from = calloc(1, sizeof(struct cidr));
@@ -310,6 +628,15 @@ rules_suite(void)
 	tcase_add_test(tc, may_pass_semantics);
 	tcase_add_test(tc, may_pass_no_match);
 	tcase_add_test(tc, unused_query_fields);
+	tcase_add_test(tc, embedded_v4_blocked);
+	tcase_add_test(tc, mapped_network_is_v4);
+	tcase_add_test(tc, overlapping_networks);
+	tcase_add_test(tc, destination_names);
+	tcase_add_test(tc, name_then_address);
+	tcase_add_test(tc, users_groups_methods);
+	tcase_add_test(tc, listeners_key);
+	tcase_add_test(tc, verdict_name_quiet);
+	tcase_add_test(tc, shadowed_rules);
 	tcase_add_test(tc, free_empties);
 	suite_add_tcase(s, tc);
 	return s;
