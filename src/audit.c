@@ -114,13 +114,46 @@ format_udp(const struct audit_record *a, char *buf, size_t len)
 	    u->drop_source, u->drop_send, u->drop_limit);
 }
 
-void
-audit_log(const struct audit_record *a, int64_t now_ms)
-{
+/* The fields every line of a session shares, formatted once. */
+struct audit_text {
 	char client[ADDR_STRLEN], listener[ADDR_STRLEN], target[ADDR_STRLEN];
-	char udp[512];
 	char user[AUDIT_USER_LEN * 4 + 1], rule[AUDIT_RULE_LEN * 4 + 1];
 	char rep[16];
+};
+
+static void
+audit_text(const struct audit_record *a, struct audit_text *t)
+{
+	addr_format((const struct sockaddr *)&a->client, t->client,
+	    sizeof(t->client));
+	addr_format((const struct sockaddr *)&a->listener, t->listener,
+	    sizeof(t->listener));
+	if (a->target.ss_family != 0)
+		addr_format((const struct sockaddr *)&a->target, t->target,
+		    sizeof(t->target));
+	else
+		strcpy(t->target, "-");
+	if (a->user_len > 0)
+		log_escape(t->user, sizeof(t->user), a->user, a->user_len);
+	else
+		strcpy(t->user, "-");
+	/* A hub gets the record from a worker: the name is escaped here,
+	 * bounded by its array, whatever bytes it holds. */
+	if (a->rule_name[0] != '\0' && a->rule >= 0)
+		log_escape(t->rule, sizeof(t->rule), a->rule_name,
+		    strnlen(a->rule_name, sizeof(a->rule_name)));
+	else
+		format_int(t->rule, sizeof(t->rule), a->rule);
+	format_int(t->rep, sizeof(t->rep), a->rep);
+}
+
+/* "TAG sid= client= ... up= down= secs=" then tail: the session line
+ * (tail: end= and what follows) and the interim line (tail: ""). */
+static void
+audit_line(const struct audit_record *a, const char *tag, uint64_t up,
+    uint64_t down, int64_t now_ms, const char *tail)
+{
+	struct audit_text t;
 	int64_t ms = now_ms - a->start_ms;
 	int level = a->quiet ? LOG_DEBUG : LOG_INFO;
 
@@ -128,40 +161,55 @@ audit_log(const struct audit_record *a, int64_t now_ms)
 		return;
 	if (ms < 0)
 		ms = 0;
-	addr_format((const struct sockaddr *)&a->client, client, sizeof(client));
-	addr_format((const struct sockaddr *)&a->listener, listener,
-	    sizeof(listener));
-	if (a->target.ss_family != 0)
-		addr_format((const struct sockaddr *)&a->target, target,
-		    sizeof(target));
-	else
-		strcpy(target, "-");
-	if (a->user_len > 0)
-		log_escape(user, sizeof(user), a->user, a->user_len);
-	else
-		strcpy(user, "-");
-	/* A hub gets the record from a worker: the name is escaped here,
-	 * bounded by its array, whatever bytes it holds. */
-	if (a->rule_name[0] != '\0' && a->rule >= 0)
-		log_escape(rule, sizeof(rule), a->rule_name,
-		    strnlen(a->rule_name, sizeof(a->rule_name)));
-	else
-		format_int(rule, sizeof(rule), a->rule);
-	format_int(rep, sizeof(rep), a->rep);
-	format_udp(a, udp, sizeof(udp));
+	audit_text(a, &t);
 	(level == LOG_DEBUG ? log_debug : log_info)(
-	    "session client=%s listener=%s method=%s user=%s cmd=%s "
+	    "%s sid=%" PRIu64 " client=%s listener=%s method=%s user=%s cmd=%s "
 	    "dst=%s addr=%s rule=%s rep=%s up=%" PRIu64 " down=%" PRIu64
-	    " secs=%" PRId64 ".%03d end=%s%s%s", client, listener,
-	    audit_method_name(a->method), user,
+	    " secs=%" PRId64 ".%03d%s", tag, a->sid, t.client, t.listener,
+	    audit_method_name(a->method), t.user,
 	    a->cmd >= 0 ? socks5_cmd_name((uint8_t)a->cmd) : "-",
-	    a->dst[0] ? a->dst : "-", target, rule, rep, a->up, a->down,
-	    ms / 1000, (int)(ms % 1000), audit_end_name(a->end),
-	    a->parked ? " parked=1" : "", udp);
+	    a->dst[0] ? a->dst : "-", t.target, t.rule, t.rep, up, down,
+	    ms / 1000, (int)(ms % 1000), tail);
 }
 
 void
-audit_log_auth_fail(const struct sockaddr_storage *client,
+audit_log(const struct audit_record *a, int64_t now_ms)
+{
+	char udp[512], tail[600];
+
+	format_udp(a, udp, sizeof(udp));
+	snprintf(tail, sizeof(tail), " end=%s%s%s", audit_end_name(a->end),
+	    a->parked ? " parked=1" : "", udp);
+	audit_line(a, "session", a->up, a->down, now_ms, tail);
+}
+
+void
+audit_log_update(const struct audit_record *a, uint64_t up, uint64_t down,
+    int64_t now_ms)
+{
+	audit_line(a, "session-update", up, down, now_ms,
+	    a->parked ? " parked=1" : "");
+}
+
+void
+audit_log_start(const struct audit_record *a, int64_t now_ms)
+{
+	struct audit_text t;
+
+	if (log_get_level() < (a->quiet ? LOG_DEBUG : LOG_INFO))
+		return;
+	audit_text(a, &t);
+	(a->quiet ? log_debug : log_info)("session-start sid=%" PRIu64
+	    " client=%s listener=%s method=%s user=%s cmd=%s dst=%s addr=%s "
+	    "rule=%s secs=%" PRId64, a->sid, t.client, t.listener,
+	    audit_method_name(a->method), t.user,
+	    a->cmd >= 0 ? socks5_cmd_name((uint8_t)a->cmd) : "-",
+	    a->dst[0] ? a->dst : "-", t.target, t.rule,
+	    (now_ms - a->start_ms) / 1000);
+}
+
+void
+audit_log_auth_fail(uint64_t sid, const struct sockaddr_storage *client,
     const uint8_t *user, size_t user_len, const char *why)
 {
 	char addr[ADDR_STRLEN], name[AUDIT_USER_LEN * 4 + 1];
@@ -171,5 +219,6 @@ audit_log_auth_fail(const struct sockaddr_storage *client,
 		log_escape(name, sizeof(name), user, user_len);
 	else
 		strcpy(name, "-");
-	log_notice("auth-fail client=%s user=%s reason=%s", addr, name, why);
+	log_notice("auth-fail sid=%" PRIu64 " client=%s user=%s reason=%s", sid,
+	    addr, name, why);
 }

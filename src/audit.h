@@ -70,6 +70,7 @@ struct audit_record {
 	int64_t start_ms;		/* accepted (monotonic ms) */
 	uint64_t up, down;		/* bytes delivered each way */
 	struct audit_udp udp;		/* cmd=udp only */
+	uint64_t sid;			/* session id (sid=), unique since start */
 };
 
 /* A fresh record for a client accepted now. */
@@ -85,7 +86,15 @@ void audit_set_rule(struct audit_record *a, int rule, const char *name,
 void audit_log(const struct audit_record *a, int64_t now_ms);
 /* Logs "auth-fail client=... user=... reason=WHY" for a failed login
  * (user: the raw bytes the client sent). */
-void audit_log_auth_fail(const struct sockaddr_storage *client,
+/* "session-update sid=... up=... down=... secs=..." for a session still
+ * open (log.interim): the session line's keys without end=, with the
+ * bytes so far. */
+void audit_log_update(const struct audit_record *a, uint64_t up,
+    uint64_t down, int64_t now_ms);
+/* "session-start sid=... rule=..." once the command is set up
+ * (log.session_start). */
+void audit_log_start(const struct audit_record *a, int64_t now_ms);
+void audit_log_auth_fail(uint64_t sid, const struct sockaddr_storage *client,
     const uint8_t *user, size_t user_len, const char *why);
 /* The `end=` word of a reason. */
 const char *audit_end_name(enum audit_end end);

@@ -472,6 +472,8 @@ bind_command(struct cmd_ctx *c, const struct socks5_request *req)
 	}
 	(void)setsockopt(pfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (cmd_reply(c, SOCKS5_REP_SUCCEEDED,
-	    (const struct sockaddr *)&c->rec->target) == 0)
+	    (const struct sockaddr *)&c->rec->target) == 0) {
+		cmd_started(c);
 		cmd_relay(c);
+	}
 }

@@ -88,6 +88,23 @@ cmd_park(void *arg, const struct relay_state *st)
 	return 0;
 }
 
+/* The relay's interim hook: a session-update line. */
+static void
+cmd_interim(void *arg, const uint64_t bytes[2])
+{
+	struct cmd_ctx *c = arg;
+
+	audit_log_update(c->rec, bytes[RELAY_UP], bytes[RELAY_DOWN],
+	    io_now_ms());
+}
+
+void
+cmd_started(struct cmd_ctx *c)
+{
+	if (c->conf->log.session_start)
+		audit_log_start(c->rec, io_now_ms());
+}
+
 void
 cmd_relay(struct cmd_ctx *c)
 {
@@ -98,6 +115,11 @@ cmd_relay(struct cmd_ctx *c)
 	struct relay_result res;
 
 	limits_session_rates(lim.rate);
+	if (c->conf->log.interim > 0) {
+		lim.interim_ms = c->conf->log.interim * 1000;
+		lim.interim = cmd_interim;
+		lim.interim_arg = c;
+	}
 	if (c->env->hub_fd != -1 && c->conf->relay.park_after > 0) {
 		lim.park_ms = c->conf->relay.park_after * 1000;
 		lim.park = cmd_park;

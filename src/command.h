@@ -62,6 +62,9 @@ int cmd_send(struct cmd_ctx *c, const uint8_t *buf, size_t len);
 int cmd_reply(struct cmd_ctx *c, uint8_t rep, const struct sockaddr *bnd);
 /* Sends the reply for a failure (rep) with rec->end = end. */
 void cmd_fail(struct cmd_ctx *c, uint8_t rep, enum audit_end end);
+/* The command is set up (its success reply sent): the session-start line
+ * when log.session_start asks for it. */
+void cmd_started(struct cmd_ctx *c);
 /* Relays between the client and c->target until the session ends (or it
  * is parked in a hub), filling the record's bytes and end. */
 void cmd_relay(struct cmd_ctx *c);

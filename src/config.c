@@ -269,8 +269,10 @@ parse_timeouts(struct parse *p, const config_setting_t *root)
 static void
 parse_log(struct parse *p, const config_setting_t *root)
 {
-	static const char *const known[] = { "facility", "level", NULL };
+	static const char *const known[] = { "facility", "level", "interim",
+	    "session_start", NULL };
 	config_setting_t *g = parse_get_group(p, root, "log");
+	config_setting_t *s;
 	const char *v;
 
 	if (g == NULL)
@@ -286,6 +288,14 @@ parse_log(struct parse *p, const config_setting_t *root)
 		perr(p, config_setting_get_member(g, "level"),
 		    "unknown log.level \"%s\" (debug, info, notice, warning, err)",
 		    v);
+	parse_get_int(p, g, "log", "interim", 0, 7 * 86400,
+	    &p->conf->log.interim);
+	if ((s = config_setting_get_member(g, "session_start")) != NULL) {
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			perr(p, s, "log.session_start must be true or false");
+		else
+			p->conf->log.session_start = config_setting_get_bool(s);
+	}
 }
 
 static void

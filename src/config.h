@@ -49,6 +49,8 @@ struct config {
 	} timeouts;
 	struct {
 		int facility, level;
+		int interim;		/* seconds between session-update lines; 0 none */
+		bool session_start;	/* a session-start line per session */
 	} log;
 	struct {
 		enum relay_mode mode;

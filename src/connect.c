@@ -219,5 +219,6 @@ connect_command(struct cmd_ctx *c, const struct socks5_request *req)
 		memset(&bnd, 0, sizeof(bnd));
 	if (cmd_reply(c, SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&bnd) == -1)
 		return;
+	cmd_started(c);
 	cmd_relay(c);
 }

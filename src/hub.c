@@ -35,6 +35,7 @@ static struct {
 	int64_t cutoff;			/* stop: end everything at this time */
 	int64_t last_scan;		/* the last pipe trim */
 	int64_t idle_scan;		/* the last idle check */
+	int64_t next_interim;		/* log.interim: next session-update */
 } hub;
 
 static void
@@ -139,6 +140,8 @@ hub_scan_due(void)
 		t = idle;
 	if (hub.stopping && hub.cutoff < t)
 		t = hub.cutoff;
+	if (hub.h->conf->log.interim > 0 && hub.next_interim < t)
+		t = hub.next_interim;
 	return t;
 }
 
@@ -149,6 +152,10 @@ hub_scan(int64_t now)
 {
 	hub_relay_scan(now, hub.stopping && now >= hub.cutoff);
 	hub.idle_scan = now;
+	if (hub.h->conf->log.interim > 0 && now >= hub.next_interim) {
+		hub_relay_interim(now);
+		hub.next_interim = now + hub.h->conf->log.interim * 1000LL;
+	}
 	if (now - hub.last_scan >= HUB_SCAN_MS) {
 		hub_relay_trim();
 		hub.last_scan = now;
@@ -283,6 +290,7 @@ hub_setup(struct hub *h)
 		hub_close_channel();
 	}
 	hub.last_scan = hub.idle_scan = io_now_ms();
+	hub.next_interim = hub.last_scan + c->log.interim * 1000LL;
 }
 
 /* One round of the event loop. */

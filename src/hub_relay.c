@@ -374,6 +374,14 @@ hub_relay_scan(int64_t now, bool cut)
 	}
 }
 
+void
+hub_relay_interim(int64_t now)
+{
+	for (struct hub_session *s = hr.sessions; s != NULL; s = s->next)
+		audit_log_update(&s->rec, s->dir[RELAY_UP].bytes,
+		    s->dir[RELAY_DOWN].bytes, now);
+}
+
 int64_t
 hub_relay_next_idle(void)
 {

@@ -36,6 +36,8 @@ void hub_relay_event(struct hub_sock *k, uint32_t events);
 void hub_relay_scan(int64_t now, bool cut);
 /* No session goes idle before this moment (INT64_MAX: none at all). */
 int64_t hub_relay_next_idle(void);
+/* log.interim: a session-update line for every parked session. */
+void hub_relay_interim(int64_t now);
 /* Rate caps: when a throttled session is due (INT64_MAX: none is), and
  * steps the sessions whose time has come. */
 int64_t hub_relay_next_wake(void);

@@ -143,6 +143,11 @@ struct relay_limits {
 	_Atomic uint64_t *progress[2];
 	/* Rate caps per direction (limits); NULL: none. */
 	struct rate_bucket *rate[2];
+	/* Every interim_ms (0: never) while the session runs here: told the
+	 * bytes so far (log.interim's session-update line). */
+	int interim_ms;
+	void (*interim)(void *arg, const uint64_t bytes[2]);
+	void *interim_arg;
 };
 
 struct relay_result {

@@ -17,7 +17,7 @@ struct run {
 	bool hup[2];			/* per side: clean hang-up seen */
 	int first_eof;
 	int bad_fd;
-	int64_t last, next_park;
+	int64_t last, next_park, next_interim;
 };
 
 /* What side waits for: poll only what a direction could not just try. */
@@ -62,6 +62,20 @@ run_progress(const struct run *r)
 		if (r->lim->progress[i] != NULL)
 			atomic_store_explicit(r->lim->progress[i],
 			    r->dirs[i].bytes, memory_order_relaxed);
+}
+
+/* log.interim: the bytes so far, when due. */
+static void
+run_interim(struct run *r, int64_t now)
+{
+	uint64_t bytes[2];
+
+	if (r->lim->interim_ms <= 0 || now < r->next_interim)
+		return;
+	bytes[RELAY_UP] = r->dirs[RELAY_UP].bytes;
+	bytes[RELAY_DOWN] = r->dirs[RELAY_DOWN].bytes;
+	r->lim->interim(r->lim->interim_arg, bytes);
+	r->next_interim = now + r->lim->interim_ms;
 }
 
 /* A session may be parked once idle long enough when the handover loses
@@ -171,6 +185,9 @@ run_timers(struct run *r, int *timeout)
 	*timeout = (int)(r->last + r->lim->idle_ms - now);
 	if (cut != 0 && cut - now < *timeout)
 		*timeout = (int)(cut - now);
+	run_interim(r, now);
+	if (r->lim->interim_ms > 0 && r->next_interim - now < *timeout)
+		*timeout = (int)(r->next_interim - now);
 	if (run_park(r, now, timeout) == 1)
 		return AUDIT_END_PARKED;
 	for (int i = 0; i < 2; i++) {
@@ -195,6 +212,7 @@ run_loop(struct run *r, int *err)
 		if (moved) {
 			r->last = io_now_ms();
 			run_progress(r);
+			run_interim(r, r->last);
 		}
 		if (r->dirs[0].shut && r->dirs[1].shut)
 			return r->first_eof == RELAY_DOWN ?
@@ -228,6 +246,7 @@ relay_run(struct relay_pool *pool, int client, int target,
 	r.first_eof = -1;
 	r.bad_fd = -1;
 	r.last = io_now_ms();
+	r.next_interim = r.last + lim->interim_ms;
 	relay_dir_init(&r.dirs[RELAY_UP], client, target, false);
 	relay_dir_init(&r.dirs[RELAY_DOWN], target, client, false);
 	r.dirs[RELAY_UP].rate = lim->rate[RELAY_UP];

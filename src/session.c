@@ -171,7 +171,8 @@ session_login_failed(struct session *s, const char *why, int64_t delay_ms)
 
 	if (delay_ms > 0)
 		io_pause(io_now_ms() + delay_ms);
-	audit_log_auth_fail(&s->rec.client, s->rec.user, s->rec.user_len, why);
+	audit_log_auth_fail(s->rec.sid, &s->rec.client, s->rec.user,
+	    s->rec.user_len, why);
 	stats_auth_fail();
 	s->rec.user_len = 0;	/* not logged in: the session line says user=- */
 	if (cmd_send(&s->cmd, out, socks5_write_auth_status(out, 1)) == 0)
@@ -385,6 +386,7 @@ session_setup(struct session *s, struct worker *w, int fd,
 	s->cmd.listener = li;
 	s->cmd.gids = s->gids;
 	audit_begin(&s->rec, peer, &s->cmd.lc->addr, io_now_ms());
+	s->rec.sid = stats_next_sid();
 	s->cmd.deadline = s->rec.start_ms +
 	    (int64_t)w->conf->timeouts.negotiate * 1000;
 }

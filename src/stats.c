@@ -43,6 +43,17 @@ stats_session_end(const struct audit_record *rec)
 	atomic_fetch_add_explicit(&st->down, rec->down, memory_order_relaxed);
 }
 
+uint64_t
+stats_next_sid(void)
+{
+	static uint64_t local;
+
+	if (st == NULL)
+		return ++local;
+	return atomic_fetch_add_explicit(&st->next_sid, 1,
+	    memory_order_relaxed) + 1;
+}
+
 void
 stats_auth_fail(void)
 {

@@ -29,6 +29,7 @@ struct stats {
 	_Atomic uint64_t up, down;	/* bytes relayed by ended sessions */
 	_Atomic uint64_t parked;	/* sessions handed to a hub */
 	_Atomic uint64_t auth_fail;	/* failed logins */
+	_Atomic uint64_t next_sid;	/* session ids given out */
 	struct stats_hub hubs[STATS_MAX_HUBS];
 };
 
@@ -40,6 +41,8 @@ struct stats *stats_get(void);
 /* A session ended (its audit line was written). */
 void stats_session_end(const struct audit_record *rec);
 void stats_auth_fail(void);
+/* A new session id (sid=): unique since start, across generations. */
+uint64_t stats_next_sid(void);
 
 /* In a hub: claims an entry for this process; later calls count its
  * parked sessions (+1 when one is taken, -1 when one ends). */

@@ -163,11 +163,29 @@ udp_wait_ms(const struct cmd_ctx *c, const struct udp_assoc *a,
 	return until - now > 60000 ? 60000 : (int)(until - now);
 }
 
+/* log.interim: a session-update line when due; the poll timeout cut to
+ * the next one. */
+static int
+udp_interim(const struct cmd_ctx *c, int64_t *next, int ms)
+{
+	int64_t every = (int64_t)c->conf->log.interim * 1000, now;
+
+	if (every <= 0 || ms == -1)
+		return ms;
+	now = io_now_ms();
+	if (now >= *next) {
+		audit_log_update(c->rec, c->rec->up, c->rec->down, now);
+		*next = now + every;
+	}
+	return *next - now < ms ? (int)(*next - now) : ms;
+}
+
 /* Runs the association until it ends: the record's end. */
 static enum audit_end
 udp_loop(struct cmd_ctx *c, struct udp_assoc *a)
 {
 	enum audit_end end = AUDIT_END_NONE;
+	int64_t next_interim = io_now_ms() + (int64_t)c->conf->log.interim * 1000;
 
 	while (end == AUDIT_END_NONE) {
 		struct pollfd pfd[2 + UDP_FAMILIES] = {
@@ -177,7 +195,8 @@ udp_loop(struct cmd_ctx *c, struct udp_assoc *a)
 			{ .fd = a->out[UDP_V6], .events = POLLIN },
 		};
 		uint64_t moved = a->rec->udp.dgrams_up + a->rec->udp.dgrams_down;
-		int ms = udp_wait_ms(c, a, &end), n;
+		int ms = udp_interim(c, &next_interim, udp_wait_ms(c, a, &end));
+		int n;
 
 		if (ms == -1)
 			break;
@@ -253,6 +272,7 @@ udp_command(struct cmd_ctx *c, const struct socks5_request *req)
 	a->relay_fd = -1;
 	a->out[UDP_V4] = a->out[UDP_V6] = -1;
 	if (udp_start(c, a, req) == 0) {
+		cmd_started(c);
 		a->last_ms = io_now_ms();
 		/* Bytes pipelined after the request: a second request on
 		 * the control connection, which ends the association. */

@@ -202,7 +202,7 @@ DEFAULT_TIMEOUTS = dict(negotiate=10, connect=10, idle=600, shutdown=5)
 
 def config_text(listeners, relay="splice", workers=None, timeouts=None,
                 level="info", extra="", relay_extra=None, rules=None, clients=None,
-                control=None):
+                control=None, log_extra=None):
     """A socks5d config (libconfig syntax). listeners: dicts with address,
     port and optionally v6only/methods. relay_extra: more relay settings,
     e.g. dict(park_after=1). control: the control socket's path (None:
@@ -220,7 +220,9 @@ def config_text(listeners, relay="splice", workers=None, timeouts=None,
         'user = "nobody";\n'
         "workers = { " + " ".join(f"{k} = {v};" for k, v in w.items()) + " };\n"
         "timeouts = { " + " ".join(f"{k} = {v};" for k, v in t.items()) + " };\n"
-        f'log = {{ facility = "daemon"; level = "{level}"; }};\n'
+        f'log = {{ facility = "daemon"; level = "{level}"; '
+        + "".join(f"{k} = {v}; " for k, v in (log_extra or {}).items())
+        + "};\n"
         f'relay = {{ mode = "{relay}"; '
         + "".join(f"{k} = {v}; " for k, v in (relay_extra or {}).items())
         + "};\n"
@@ -248,7 +250,8 @@ class Daemon:
 
     def __init__(self, relay="splice", workers=None, timeouts=None, v6=False,
                  level="info", extra_listeners=(), debug=False, relay_extra=None,
-                 extra="", rules=None, env=None, clients=None, args=()):
+                 extra="", rules=None, env=None, clients=None, args=(),
+                 log_extra=None):
         self.tmp = tempfile.mkdtemp(prefix="socks5d-it-")
         self.conf = os.path.join(self.tmp, "socks5d.conf")
         self.port = free_port("127.0.0.1")
@@ -261,6 +264,7 @@ class Daemon:
         self.extra_listeners = list(extra_listeners)
         self.env = dict(env or {})  # more environment, e.g. pam_wrapper's
         self.args = list(args)  # more command-line arguments, e.g. -p FILE
+        self.log_extra = log_extra  # more log settings, e.g. dict(interim=1)
         self.control_path = os.path.join(self.tmp, "control")  # its own
         self.proc = None
         self.lines = []
@@ -280,7 +284,7 @@ class Daemon:
                   timeouts=self.timeouts, level=self.level,
                   relay_extra=self.relay_extra, extra=self.extra,
                   rules=self.rules, clients=self.clients,
-                  control=self.control_path)
+                  control=self.control_path, log_extra=self.log_extra)
         kw.update(over)
         listeners = kw.pop("listeners", None) or self.listeners()
         return config_text(listeners, **kw)

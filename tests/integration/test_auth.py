@@ -115,7 +115,7 @@ class Auth(AuthBase):
             self.assertEqual(st, b"\x01\x01")
             self.assertEqual(wait_closed(s), b"")
             me = local_addr(s)
-        line = d.wait_log(r"auth-fail client=127\.0\.0\.1:%d user=alice reason=password" % me[1], mark)
+        line = d.wait_log(r"auth-fail sid=\d+ client=127\.0\.0\.1:%d user=alice reason=password" % me[1], mark)
         self.assertNotIn("looking-glass", d.text())
         f = d.session(me)
         self.assertEqual((f["user"], f["end"]), ("-", "auth"), f)
@@ -126,7 +126,7 @@ class Auth(AuthBase):
         s, st = self.login(d, "mallory", "x")
         with s:
             self.assertEqual(st, b"\x01\x01")
-        d.wait_log(r"auth-fail client=\S+ user=mallory reason=password", mark)
+        d.wait_log(r"auth-fail sid=\d+ client=\S+ user=mallory reason=password", mark)
 
     def test_account_stage_refuses(self):
         d = self.start()
@@ -134,7 +134,7 @@ class Auth(AuthBase):
         s, st = self.login(d, "old", "timer")
         with s:
             self.assertEqual(st, b"\x01\x01")
-        d.wait_log(r"auth-fail client=\S+ user=old reason=account", mark)
+        d.wait_log(r"auth-fail sid=\d+ client=\S+ user=old reason=account", mark)
 
     def test_longest_user_and_password(self):
         d = self.start()
@@ -226,7 +226,7 @@ class BadInput(AuthBase):
             s.sendall(data)
             self.assertEqual(recv_exact(s, 2), b"\x01\x01")
             self.assertEqual(wait_closed(s), b"")
-        return d.wait_log(r"auth-fail client=\S+ user=\S+ reason=" + why, mark)
+        return d.wait_log(r"auth-fail sid=\d+ client=\S+ user=\S+ reason=" + why, mark)
 
     def test_malformed_subnegotiation(self):
         d = self.start()
@@ -282,7 +282,7 @@ class Helpers(AuthBase):
         with s:
             self.assertEqual(st, b"\x01\x01")
         self.assertLess(time.monotonic() - t0, 3 + 2)
-        d.wait_log(r"auth-fail client=\S+ user=sleepy reason=timeout", mark)
+        d.wait_log(r"auth-fail sid=\d+ client=\S+ user=sleepy reason=timeout", mark)
         d.wait_log(r"auth-helper-stuck pid=\d+", mark, 10)
         # The pool still serves logins.
         s, st = self.login(d, "alice", "wonderland")
@@ -301,7 +301,7 @@ class Helpers(AuthBase):
                               5, "a helper running the hanging module")
             os.kill(busy[0], signal.SIGKILL)
             self.assertEqual(recv_exact(s, 2, 2), b"\x01\x01")
-        d.wait_log(r"auth-fail client=\S+ user=sleepy reason=helper", mark)
+        d.wait_log(r"auth-fail sid=\d+ client=\S+ user=sleepy reason=helper", mark)
         wait_until(lambda: len(d.helper_pids()) == 2, 10, "the helper replaced")
         s, st = self.login(d, "alice", "wonderland")
         s.close()

@@ -43,7 +43,8 @@ class AuditRecord(ctypes.Structure):
                 ("rule_name", ctypes.c_char * 32), ("quiet", ctypes.c_uint8),
                 ("rep", ctypes.c_int16),
                 ("parked", ctypes.c_bool), ("end", ctypes.c_int), ("start_ms", ctypes.c_int64),
-                ("up", ctypes.c_uint64), ("down", ctypes.c_uint64), ("udp", AuditUdp)]
+                ("up", ctypes.c_uint64), ("down", ctypes.c_uint64), ("udp", AuditUdp),
+                ("sid", ctypes.c_uint64)]
 
 
 class LimitsMsg(ctypes.Structure):

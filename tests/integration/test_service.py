@@ -17,6 +17,7 @@ from harness import (Daemon, Pattern, TcpServer, Thread, echo_handler,
 import harness
 import pwd
 import re
+import shutil
 
 
 class NotifySocket:
@@ -422,6 +423,85 @@ class Control(unittest.TestCase):
         r = d.ctl("status")
         self.assertEqual(r.returncode, 1)
         self.assertIn('control.socket is ""', r.stderr)
+
+
+@needs_socks5d
+class Accounting(unittest.TestCase):
+    """Session ids on every line of a session, log.interim's
+    session-update lines (from the worker and, once parked, from the hub)
+    and log.session_start's line."""
+
+    def setUp(self):
+        if harness.IS_MICROSOCKS:
+            self.skipTest("socks5d only")
+        self.echo = TcpServer(echo_handler)
+        self.addCleanup(self.echo.close)
+
+    def start(self, **kw):
+        d = Daemon(**kw).start()
+        self.addCleanup(finish_daemon, d)
+        return d
+
+    def test_interim_lines_in_worker_and_hub_then_the_session_line(self):
+        d = self.start(log_extra=dict(interim=1), relay_extra=dict(park_after=2))
+        s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        me = "%s:%d" % local_addr(s)
+        with s:
+            echo_roundtrip(s, b"x" * 300)
+            pat = r"\bsession-update sid=(\d+) client=%s .* up=300 down=300 secs=\S+" % re.escape(me)
+            first = d.wait_log(pat + r"$", 0, 10)
+            sid = re.search(r"sid=(\d+)", first).group(1)
+            self.assertIn("cmd=connect", first)
+            self.assertNotIn("end=", first)
+            # Parked after 2 s: the hub goes on with parked=1.
+            parked = d.wait_log(pat + r" parked=1$", 0, 15)
+            self.assertIn(f"sid={sid} ", parked)
+            echo_roundtrip(s, b"y" * 11)
+            d.wait_log(r"\bsession-update sid=%s .* up=311 down=311 .*parked=1$" % sid, 0, 10)
+        f = d.session(local_addr(s))
+        self.assertEqual((f["sid"], f["up"], f["parked"]), (sid, "311", "1"))
+
+    def test_busy_session_still_gets_interim_lines(self):
+        """A session that moves bytes all the time is not idle once: the
+        worker's loop checks the interim on every pass."""
+        d = self.start(log_extra=dict(interim=1))
+        s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+        with s:
+            me = "%s:%d" % local_addr(s)
+            mark = d.mark()
+
+            def updated():
+                echo_roundtrip(s, b"z" * 1000)
+                return d.find(r"\bsession-update sid=\d+ client=%s " % re.escape(me), mark)
+            wait_until(updated, 10, "a session-update line while bytes move", interval=0)
+
+    def test_session_start_and_ids(self):
+        d = self.start(log_extra=dict(session_start="true"))
+        ids = []
+        for _ in range(3):
+            s, _ = open_session(("127.0.0.1", d.port), *self.echo.addr)
+            me = "%s:%d" % local_addr(s)
+            with s:
+                line = d.wait_log(r"\bsession-start sid=\d+ client=%s " % re.escape(me))
+                self.assertRegex(line, r"cmd=connect dst=%s addr=%s rule=1 secs=0$" %
+                                 (re.escape("%s:%d" % self.echo.addr),
+                                  re.escape("%s:%d" % self.echo.addr)))
+                echo_roundtrip(s, b"q")
+            f = d.session(local_addr(s))
+            self.assertIn(f"sid={f['sid']} ", line)
+            ids.append(int(f["sid"]))
+        self.assertEqual(len(set(ids)), 3, ids)
+        self.assertEqual(ids, sorted(ids))
+
+    def test_bad_log_settings_are_errors(self):
+        d = Daemon(log_extra=dict(interim=-1, session_start=3))
+        d.write_config()
+        self.addCleanup(shutil.rmtree, d.tmp, True)
+        r = subprocess.run([harness.DAEMON, "-t", "-f", d.conf], capture_output=True,
+                           text=True, timeout=15, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, re.escape(d.conf) + r":\d+: .*log\.interim")
+        self.assertIn("log.session_start must be true or false", r.stderr)
 
 
 if __name__ == "__main__":

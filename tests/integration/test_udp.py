@@ -224,7 +224,7 @@ class RoundTrip(UdpBase):
         self.assertEqual(got, udp_header("127.0.0.1", echo.port) + b"mapped")
         me = ctrl.getsockname()[1]
         ctrl.close()
-        line = d.wait_log(r"\bsession client=\[::ffff:127\.0\.0\.1\]:%d .*cmd=udp" % me, 0, 10)
+        line = d.wait_log(r"\bsession sid=\d+ client=\[::ffff:127\.0\.0\.1\]:%d .*cmd=udp" % me, 0, 10)
         self.assertIn(" dgrams_up=1 dgrams_down=1 ", line)
 
     def test_udp_ports_and_announce(self):

@@ -26,8 +26,16 @@ v4(struct sockaddr_storage *ss, const char *ip, uint16_t port)
 }
 
 /* What audit_log writes, read back from stderr. */
+static void
+log_final(const struct audit_record *a, int64_t now)
+{
+	audit_log(a, now);
+}
+
+/* What fn logs of a at now. */
 static char *
-logged(const struct audit_record *a, int64_t now)
+logged_by(void (*fn)(const struct audit_record *, int64_t),
+    const struct audit_record *a, int64_t now)
 {
 	static char buf[8192];
 	int p[2], saved = dup(STDERR_FILENO);
@@ -37,7 +45,7 @@ logged(const struct audit_record *a, int64_t now)
 	ck_assert_int_ne(saved, -1);
 	dup2(p[1], STDERR_FILENO);
 	log_init("socks5d-test", LOG_DAEMON, LOG_INFO, 1);
-	audit_log(a, now);
+	fn(a, now);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	close(p[1]);
@@ -45,6 +53,18 @@ logged(const struct audit_record *a, int64_t now)
 	close(p[0]);
 	buf[n > 0 ? n : 0] = '\0';
 	return buf;
+}
+
+static char *
+logged(const struct audit_record *a, int64_t now)
+{
+	return logged_by(log_final, a, now);
+}
+
+static void
+log_update(const struct audit_record *a, int64_t now)
+{
+	audit_log_update(a, 5, 7, now);
 }
 
 static void
@@ -66,8 +86,35 @@ START_TEST(line_of_a_fresh_record)
 	ck_assert_int_eq(a.rep, -1);
 	ck_assert_int_eq(a.cmd, -1);
 	ck_assert_ptr_nonnull(strstr(logged(&a, 1250),
-	    "session client=192.0.2.7:51334 listener=127.0.0.1:1080 method=- user=- "
+	    "session sid=0 client=192.0.2.7:51334 listener=127.0.0.1:1080 method=- user=- "
 	    "cmd=- dst=- addr=- rule=- rep=- up=0 down=0 secs=0.250 end=error\n"));
+}
+END_TEST
+
+/* log.interim's line: the session's keys, the bytes so far, no end=;
+ * log.session_start's: who, what, where, which rule. */
+START_TEST(lines_of_an_open_session)
+{
+	struct audit_record a;
+
+	record(&a);
+	a.sid = 42;
+	a.method = 0;
+	a.cmd = 1;
+	a.rule = 2;
+	a.rep = 0;
+	strcpy(a.dst, "example.org:443");
+	ck_assert_ptr_nonnull(strstr(logged_by(log_update, &a, 3000),
+	    "session-update sid=42 client=192.0.2.7:51334 listener=127.0.0.1:1080 "
+	    "method=none user=- cmd=connect dst=example.org:443 addr=- rule=2 "
+	    "rep=0 up=5 down=7 secs=2.000\n"));
+	a.parked = true;
+	ck_assert_ptr_nonnull(strstr(logged_by(log_update, &a, 3000),
+	    " secs=2.000 parked=1\n"));
+	ck_assert_ptr_nonnull(strstr(logged_by(audit_log_start, &a, 1500),
+	    "session-start sid=42 client=192.0.2.7:51334 listener=127.0.0.1:1080 "
+	    "method=none user=- cmd=connect dst=example.org:443 addr=- rule=2 "
+	    "secs=0\n"));
 }
 END_TEST
 
@@ -376,6 +423,7 @@ audit_suite(void)
 	TCase *line = tcase_create("line"), *msg = tcase_create("hubmsg");
 
 	tcase_add_test(line, line_of_a_fresh_record);
+	tcase_add_test(line, lines_of_an_open_session);
 	tcase_add_test(line, line_of_a_whole_session);
 	tcase_add_test(line, line_of_a_udp_association);
 	tcase_add_test(line, user_is_escaped);
