@@ -27,6 +27,7 @@ struct hub_session {
 	struct relay_dir dir[2];	/* [RELAY_UP] reads the client */
 	struct audit_record rec;	/* what the audit line says */
 	struct limits_parked lim;	/* counts held, rate caps */
+	struct stats_parked *row;	/* its row in the status table */
 	int first_eof;			/* direction that ended first, or -1 */
 	int64_t last;			/* last activity */
 	bool dead;			/* ended; freed after the event batch */
@@ -139,6 +140,8 @@ session_unlink(struct hub_session *s)
 	hr.dead = s;
 	hr.nsessions--;
 	stats_hub_parked(-1);
+	stats_parked_remove(s->row);
+	s->row = NULL;
 }
 
 static void
@@ -313,6 +316,7 @@ session_link(struct hub_session *s)
 	hr.sessions = s;
 	hr.nsessions++;
 	stats_hub_parked(1);
+	s->row = stats_parked_add(&s->rec);
 }
 
 void
@@ -365,6 +369,8 @@ hub_relay_scan(int64_t now, bool cut)
 	hr.next_idle = INT64_MAX;
 	for (s = hr.sessions; s != NULL; s = next) {
 		next = s->next;
+		stats_parked_bytes(s->row, s->dir[RELAY_UP].bytes,
+		    s->dir[RELAY_DOWN].bytes);
 		if (cut)
 			session_end(s, AUDIT_END_SHUTDOWN, 0, -1);
 		else if (now - s->last >= hr.idle_ms)

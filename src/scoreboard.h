@@ -28,6 +28,7 @@ struct sb_slot {
 	char dst[270];			/* escaped destination, for status */
 	char user[96];			/* escaped user (truncated), for status */
 	_Atomic int cmd;		/* SOCKS5 command, -1: none yet */
+	uint64_t sid;			/* the session's id, for status */
 	/* While negotiating: the client address's key (limits_session.c),
 	 * which workers.max_negotiating counts; 0 when not. */
 	_Atomic uint64_t negotiating;

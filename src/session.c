@@ -305,6 +305,7 @@ session_status(struct session *s)
 		    s->rec.user_len);
 	else
 		slot->user[0] = '\0';
+	slot->sid = s->rec.sid;
 	atomic_store(&slot->cmd, s->rec.cmd);
 }
 

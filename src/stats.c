@@ -1,15 +1,19 @@
 /* stats.c: the counters since start. */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "io.h"
 #include "log.h"
 #include "stats.h"
 
 static struct stats *st;
 static struct stats_hub *own_hub;
+static struct stats_parked *parked;	/* STATS_MAX_PARKED rows */
 
 void
 stats_init(void)
@@ -20,6 +24,74 @@ stats_init(void)
 		fatal("mmap stats");
 	st->start_ms = io_now_ms();
 	st->start_wall = (int64_t)time(NULL);
+	/* 12 MiB of address space; only the rows in use are touched. */
+	parked = mmap(NULL, STATS_MAX_PARKED * sizeof(*parked),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+	    -1, 0);
+	if (parked == MAP_FAILED)
+		fatal("mmap parked sessions");
+}
+
+struct stats_parked *
+stats_parked_table(size_t *nrows)
+{
+	*nrows = st != NULL ? atomic_load(&st->parked_rows) : 0;
+	return parked;
+}
+
+struct stats_parked *
+stats_parked_add(const struct audit_record *rec)
+{
+	pid_t self = getpid();
+	size_t n;
+
+	if (parked == NULL)
+		return NULL;
+	/* First fit, so that the rows in use stay at the start and a reader
+	 * touches no more of the mapping than the most sessions ever parked
+	 * at once needed. */
+	for (size_t i = 0; i < STATS_MAX_PARKED; i++) {
+		struct stats_parked *row = &parked[i];
+		uint32_t used = atomic_load(&st->parked_rows);
+		pid_t none = 0;
+
+		if (!atomic_compare_exchange_strong(&row->pid, &none, self))
+			continue;
+		while (used < i + 1 && !atomic_compare_exchange_weak(
+		    &st->parked_rows, &used, (uint32_t)(i + 1)))
+			;
+		row->sid = rec->sid;
+		row->start_ms = rec->start_ms;
+		row->cmd = rec->cmd;
+		addr_format((const struct sockaddr *)&rec->client, row->client,
+		    sizeof(row->client));
+		row->user[0] = '\0';
+		if (rec->user_len > 0)
+			log_escape(row->user, sizeof(row->user), rec->user,
+			    rec->user_len);
+		n = strnlen(rec->dst, sizeof(row->dst) - 1);
+		memcpy(row->dst, rec->dst, n);
+		row->dst[n] = '\0';
+		stats_parked_bytes(row, rec->up, rec->down);
+		return row;
+	}
+	return NULL;
+}
+
+void
+stats_parked_bytes(struct stats_parked *row, uint64_t up, uint64_t down)
+{
+	if (row == NULL)
+		return;
+	atomic_store_explicit(&row->up, up, memory_order_relaxed);
+	atomic_store_explicit(&row->down, down, memory_order_relaxed);
+}
+
+void
+stats_parked_remove(struct stats_parked *row)
+{
+	if (row != NULL)
+		atomic_store(&row->pid, 0);
 }
 
 struct stats *
@@ -106,6 +178,11 @@ stats_hub_release(pid_t pid)
 			atomic_store(&st->hubs[i].parked, 0);
 			atomic_store(&st->hubs[i].pid, 0);
 		}
+	for (size_t i = 0; parked != NULL && i < atomic_load(&st->parked_rows);
+	    i++)
+		if (atomic_load_explicit(&parked[i].pid, memory_order_relaxed) ==
+		    pid)
+			atomic_store(&parked[i].pid, 0);
 }
 
 uint64_t

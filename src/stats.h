@@ -30,6 +30,8 @@ struct stats {
 	_Atomic uint64_t parked;	/* sessions handed to a hub */
 	_Atomic uint64_t auth_fail;	/* failed logins */
 	_Atomic uint64_t next_sid;	/* session ids given out */
+	_Atomic uint32_t parked_rows;	/* rows of the parked table ever
+					 * used: readers look no further */
 	struct stats_hub hubs[STATS_MAX_HUBS];
 };
 
@@ -48,8 +50,29 @@ uint64_t stats_next_sid(void);
  * parked sessions (+1 when one is taken, -1 when one ends). */
 void stats_hub_claim(void);
 void stats_hub_parked(int delta);
-/* In the master: frees the entry of a hub that exited. */
+/* In the master: frees the entry of a hub that exited, and its sessions'
+ * rows in the parked table. */
 void stats_hub_release(pid_t pid);
+
+/* One parked session, for `socks5d status`: written by its hub (strings
+ * escaped and truncated there), read by the master through status_clean. */
+#define STATS_MAX_PARKED	65536
+struct stats_parked {
+	_Atomic pid_t pid;		/* the hub's; 0: a free row */
+	uint64_t sid;
+	int64_t start_ms;
+	int cmd;
+	char client[48], user[64], dst[96];
+	_Atomic uint64_t up, down;	/* as of the hub's last scan */
+};
+/* In a hub: a row for a session it took (NULL when the table is full:
+ * the session is counted, not listed), its bytes, its end. */
+struct stats_parked *stats_parked_add(const struct audit_record *rec);
+void stats_parked_bytes(struct stats_parked *row, uint64_t up,
+    uint64_t down);
+void stats_parked_remove(struct stats_parked *row);
+/* The table, NULL before stats_init; *nrows: the rows ever used. */
+struct stats_parked *stats_parked_table(size_t *nrows);
 /* Parked sessions over every live hub. */
 uint64_t stats_parked_now(void);
 

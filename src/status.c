@@ -61,13 +61,33 @@ status_slot(FILE *out, const struct sb_slot *slot, int64_t now)
 		strcpy(client, "-");
 	else
 		addr_format((struct sockaddr *)&peer, client, sizeof(client));
-	fprintf(out, "session pid=%ld client=%s user=%s cmd=%s dst=%s up=%"
-	    PRIu64 " down=%" PRIu64 " secs=%" PRId64 " parked=0\n",
-	    (long)slot->pid, client,
+	fprintf(out, "session sid=%" PRIu64 " pid=%ld client=%s user=%s cmd=%s "
+	    "dst=%s up=%" PRIu64 " down=%" PRIu64 " secs=%" PRId64 " parked=0\n",
+	    cmd >= 0 ? slot->sid : 0, (long)slot->pid, client,
 	    status_clean(user, slot->user, sizeof(slot->user)),
 	    cmd >= 0 && cmd <= 0xff ? socks5_cmd_name((uint8_t)cmd) : "-",
 	    status_clean(dst, slot->dst, sizeof(slot->dst)),
 	    atomic_load(&slot->up), atomic_load(&slot->down),
+	    age > 0 ? age / 1000 : 0);
+}
+
+/* A parked session's row, written by its hub. */
+static void
+status_parked(FILE *out, const struct stats_parked *row, int64_t now)
+{
+	char client[sizeof(row->client) + 1], user[sizeof(row->user) + 1];
+	char dst[sizeof(row->dst) + 1];
+	int64_t age = now - row->start_ms;
+
+	fprintf(out, "session sid=%" PRIu64 " pid=%ld client=%s user=%s cmd=%s "
+	    "dst=%s up=%" PRIu64 " down=%" PRIu64 " secs=%" PRId64 " parked=1\n",
+	    row->sid, (long)atomic_load(&row->pid),
+	    status_clean(client, row->client, sizeof(row->client)),
+	    status_clean(user, row->user, sizeof(row->user)),
+	    row->cmd >= 0 && row->cmd <= 0xff ?
+	    socks5_cmd_name((uint8_t)row->cmd) : "-",
+	    status_clean(dst, row->dst, sizeof(row->dst)),
+	    atomic_load(&row->up), atomic_load(&row->down),
 	    age > 0 ? age / 1000 : 0);
 }
 
@@ -78,6 +98,8 @@ status_write(FILE *out, bool stopping)
 	struct generation *cur = generation_current();
 	struct pool_counts pc = pool_counts();
 	int64_t now = io_now_ms();
+	size_t nrows;
+	const struct stats_parked *rows = stats_parked_table(&nrows);
 
 	fprintf(out, "daemon version=%s pid=%ld generation=%u uptime=%" PRId64
 	    " stopping=%d\n", SOCKS5D_VERSION, (long)getpid(), cur->id,
@@ -97,6 +119,9 @@ status_write(FILE *out, bool stopping)
 		for (size_t i = 0; i < g->sb->nslots; i++)
 			if (atomic_load(&g->sb->slots[i].state) == SB_BUSY)
 				status_slot(out, &g->sb->slots[i], now);
+	for (size_t i = 0; rows != NULL && i < nrows && i < STATS_MAX_PARKED; i++)
+		if (atomic_load_explicit(&rows[i].pid, memory_order_relaxed) != 0)
+			status_parked(out, &rows[i], now);
 }
 
 static void

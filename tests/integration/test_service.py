@@ -282,6 +282,19 @@ class Control(unittest.TestCase):
             echo_roundtrip(s, b"ping")
             wait_until(lambda: kv_lines(self.status(d), "pool")[0]["parked"] == "1",
                        15, "one parked session in the pool line")
+            client = "%s:%d" % local_addr(s)
+            # Listed by its hub, with the bytes as of the hub's last scan.
+            echo_roundtrip(s, b"more bytes")
+
+            def listed():
+                for sess in kv_lines(self.status(d), "session"):
+                    if sess["client"] == client and sess["up"] == "14":
+                        return sess
+                return None
+            sess = wait_until(listed, 10, "the parked session listed with its bytes")
+            self.assertEqual((sess["parked"], sess["cmd"], sess["down"]), ("1", "connect", "14"))
+            self.assertEqual(sess["dst"], "%s:%d" % self.echo.addr)
+            self.assertIn(sess["pid"], [str(p) for p in d.children()])
             samples, _ = parse_metrics(d.ctl("status", "--metrics").stdout)
             self.assertEqual(samples[("socks5d_live_sessions", '{state="parked"}')], 1)
             self.assertEqual(samples[("socks5d_parked_total", "")], 1)
