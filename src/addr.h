@@ -40,5 +40,9 @@ char *addr_format(const struct sockaddr *sa, char *buf, size_t len);
 char *addr_format_ip(const struct sockaddr *sa, char *buf, size_t len);
 uint16_t addr_port(const struct sockaddr *sa);
 socklen_t addr_len(const struct sockaddr *sa);
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a dual-stack socket
+ * shows an IPv4 peer) becomes that IPv4 address, port kept; anything
+ * else is left as it is. */
+void addr_unmap(struct sockaddr_storage *ss);
 
 #endif

@@ -38,36 +38,13 @@ enum bind_wait {
 	BIND_ERROR,		/* poll or accept failed (errno) */
 };
 
-static bool
-dst_is_zeros(const struct socks5_addr *a)
-{
-	static const uint8_t zeros[16];
-
-	if (a->atyp == SOCKS5_ATYP_IPV4)
-		return memcmp(a->u.ipv4, zeros, 4) == 0;
-	if (a->atyp == SOCKS5_ATYP_IPV6)
-		return memcmp(a->u.ipv6, zeros, 16) == 0;
-	return false;
-}
-
-/* ::ffff:a.b.c.d becomes a.b.c.d (port kept); anything else is copied. */
+/* in with an IPv4-mapped address made IPv4 (port kept), into out. */
 static void
 unmap_v4(const struct sockaddr_storage *in, struct sockaddr_storage *out)
 {
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)in;
-	struct sockaddr_in s4;
-
-	if (in->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		if (in != out)
-			*out = *in;
-		return;
-	}
-	memset(&s4, 0, sizeof(s4));
-	s4.sin_family = AF_INET;
-	s4.sin_port = s6->sin6_port;
-	memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-	memset(out, 0, sizeof(*out));
-	memcpy(out, &s4, sizeof(s4));
+	if (in != out)
+		*out = *in;
+	addr_unmap(out);
 }
 
 static bool
@@ -116,7 +93,7 @@ bind_check_request(struct cmd_ctx *c, const struct socks5_request *req,
 	q.port = req->dst.port;
 	v = rules_may_pass(&c->conf->rules, &q);
 	cmd_verdict(c, &v);
-	if (v.pass && dst_is_zeros(&req->dst)) {
+	if (v.pass && socks5_addr_is_zero(&req->dst)) {
 		w->any = true;
 		w->family = req->dst.atyp == SOCKS5_ATYP_IPV6 ? AF_INET6 : AF_INET;
 		return SOCKS5_REP_SUCCEEDED;

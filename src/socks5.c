@@ -378,3 +378,15 @@ socks5_status_str(enum socks5_status st)
 	}
 	return "unknown status";
 }
+
+bool
+socks5_addr_is_zero(const struct socks5_addr *a)
+{
+	static const uint8_t zero[16];
+
+	if (a->atyp == SOCKS5_ATYP_IPV4)
+		return memcmp(a->u.ipv4, zero, 4) == 0;
+	if (a->atyp == SOCKS5_ATYP_IPV6)
+		return memcmp(a->u.ipv6, zero, 16) == 0;
+	return false;
+}

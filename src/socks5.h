@@ -2,6 +2,7 @@
 #ifndef SOCKS5D_SOCKS5_H
 #define SOCKS5D_SOCKS5_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -140,6 +141,8 @@ uint8_t socks5_rep_from_errno(int err);
 uint8_t socks5_rep_from_status(enum socks5_status st);
 
 const char *socks5_cmd_name(uint8_t cmd);
+/* Whether a is 0.0.0.0 or :: (a name is not). */
+bool socks5_addr_is_zero(const struct socks5_addr *a);
 const char *socks5_status_str(enum socks5_status st);
 
 #endif

@@ -42,19 +42,6 @@ udp_may_pass(const struct ruleset *rs, struct rules_query q)
 	return v.pass ? v : first;
 }
 
-/* True if a is the all-zero address of its family (or not an address). */
-static bool
-addr_is_zero(const struct socks5_addr *a)
-{
-	static const uint8_t zero[16];
-
-	if (a->atyp == SOCKS5_ATYP_IPV4)
-		return memcmp(a->u.ipv4, zero, 4) == 0;
-	if (a->atyp == SOCKS5_ATYP_IPV6)
-		return memcmp(a->u.ipv6, zero, 16) == 0;
-	return false;
-}
-
 /*
  * Where the client's datagrams must come from: always the control
  * connection's IP. The request's DST.PORT is kept when DST.ADDR is zero
@@ -66,7 +53,7 @@ static void
 udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
 {
 	struct sockaddr_storage named;
-	bool same = addr_is_zero(dst) ||
+	bool same = socks5_addr_is_zero(dst) ||
 	    (socks5_addr_to_sockaddr(dst, &named) == 0 &&
 	    udp_same_ip((struct sockaddr *)&named,
 	    (struct sockaddr *)&a->client));
@@ -95,7 +82,7 @@ udp_open_relay(struct cmd_ctx *c, struct udp_assoc *a,
 
 	if (getsockname(c->fd, (struct sockaddr *)&local, &len) == -1)
 		return errno;
-	udp_unmap(&local);
+	addr_unmap(&local);
 	a->relay_fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (a->relay_fd == -1)
@@ -243,7 +230,7 @@ udp_start(struct cmd_ctx *c, struct udp_assoc *a,
 		return -1;
 	}
 	memcpy(&a->client, &c->rec->client, sizeof(a->client));
-	udp_unmap(&a->client);
+	addr_unmap(&a->client);
 	udp_expect_client(a, &req->dst);
 	if ((err = udp_open_relay(c, a, &bnd)) != 0 || udp_relay_init(a) == -1) {
 		if (err == 0)

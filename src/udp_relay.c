@@ -64,20 +64,6 @@ udp_relay_free(struct udp_assoc *a)
 	a->b = NULL;
 }
 
-void
-udp_unmap(struct sockaddr_storage *ss)
-{
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	struct sockaddr_in s4 = { .sin_family = AF_INET };
-
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-		return;
-	s4.sin_port = s6->sin6_port;
-	memcpy(&s4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, &s4, sizeof(s4));
-}
-
 bool
 udp_same_ip(const struct sockaddr *x, const struct sockaddr *y)
 {
@@ -87,8 +73,8 @@ udp_same_ip(const struct sockaddr *x, const struct sockaddr *y)
 	memset(&b, 0, sizeof(b));
 	memcpy(&a, x, addr_len(x));
 	memcpy(&b, y, addr_len(y));
-	udp_unmap(&a);
-	udp_unmap(&b);
+	addr_unmap(&a);
+	addr_unmap(&b);
 	if (a.ss_family != b.ss_family)
 		return false;
 	if (a.ss_family == AF_INET)
@@ -204,7 +190,7 @@ target_of(struct udp_assoc *a, const struct socks5_addr *dst,
 	struct udp_dest *d;
 
 	if (socks5_addr_to_sockaddr(dst, to) == 0) {
-		udp_unmap(to);
+		addr_unmap(to);
 		if ((d = dest_get(a, (struct sockaddr *)to, NULL)) == NULL) {
 			/* Not full: over a limit, counted as drop_limit. */
 			if (a->ndests == UDP_MAX_DESTS)
@@ -382,7 +368,7 @@ client_datagram(struct udp_assoc *a, const uint8_t *d, size_t len,
 	}
 	if (!a->port_known) {
 		memcpy(&a->client, from, sizeof(*from));
-		udp_unmap(&a->client);
+		addr_unmap(&a->client);
 		a->port_known = true;
 	}
 	if (target_of(a, &dst, &to) == -1)
@@ -449,7 +435,7 @@ udp_pump_remote(struct udp_assoc *a, int fam)
 		uint8_t *data = b->iov[i].iov_base;
 		size_t h;
 
-		udp_unmap(&b->from[i]);
+		addr_unmap(&b->from[i]);
 		if (!a->port_known ||
 		    !reply_allowed(a, (struct sockaddr *)&b->from[i])) {
 			a->rec->udp.drop_source++;

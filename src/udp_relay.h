@@ -69,7 +69,5 @@ int udp_pump_remote(struct udp_assoc *a, int fam);
 /* Whether two addresses hold the same IP (an IPv4-mapped IPv6 address is
  * its IPv4 address); ports are not compared. */
 bool udp_same_ip(const struct sockaddr *x, const struct sockaddr *y);
-/* Turns an IPv4-mapped IPv6 address into AF_INET, in place. */
-void udp_unmap(struct sockaddr_storage *ss);
 
 #endif

@@ -424,6 +424,32 @@ START_TEST(portbind_range)
 }
 END_TEST
 
+/* addr_unmap: ::ffff:a.b.c.d becomes a.b.c.d with its port; other
+ * IPv6 addresses and IPv4 stay. */
+START_TEST(unmap_forms)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(4242);
+	inet_pton(AF_INET6, "::ffff:192.0.2.9", &s6->sin6_addr);
+	addr_unmap(&ss);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+	ck_assert_int_eq(ntohs(s4->sin_port), 4242);
+	ck_assert_uint_eq(ntohl(s4->sin_addr.s_addr), 0xc0000209);
+	addr_unmap(&ss);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::9", &s6->sin6_addr);
+	addr_unmap(&ss);
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+}
+END_TEST
+
 static Suite *
 addr_suite(void)
 {
@@ -461,6 +487,10 @@ addr_suite(void)
 	tcase_add_test(tc, format_ipv6);
 	tcase_add_test(tc, format_longest_fits);
 	tcase_add_test(tc, format_short_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("unmap");
+	tcase_add_test(tc, unmap_forms);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("portbind");

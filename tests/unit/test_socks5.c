@@ -1094,11 +1094,36 @@ START_TEST(udp_header_random)
 }
 END_TEST
 
+/* socks5_addr_is_zero: 0.0.0.0 and :: only; a name never. */
+START_TEST(addr_zero)
+{
+	struct socks5_addr a;
+
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_IPV4;
+	ck_assert(socks5_addr_is_zero(&a));
+	a.u.ipv4[3] = 1;
+	ck_assert(!socks5_addr_is_zero(&a));
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_IPV6;
+	ck_assert(socks5_addr_is_zero(&a));
+	a.u.ipv6[15] = 1;
+	ck_assert(!socks5_addr_is_zero(&a));
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_DOMAIN;
+	ck_assert(!socks5_addr_is_zero(&a));
+}
+END_TEST
+
 static Suite *
 socks5_suite(void)
 {
 	Suite *s = suite_create("socks5");
 	TCase *tc;
+
+	tc = tcase_create("addr");
+	tcase_add_test(tc, addr_zero);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("greeting");
 	tcase_add_test(tc, greeting_one_method);
