@@ -13,7 +13,7 @@ import textwrap
 import threading
 import unittest
 
-from harness import Daemon, finish_daemon, needs_socks5d
+from harness import Daemon, finish_daemon, needs_socks5d, wait_until
 
 SOCKSIFY = shutil.which("socksify")
 TNFTP = shutil.which("tnftp")
@@ -136,9 +136,14 @@ class Socksify(unittest.TestCase):
         # The control connection went through CONNECT, each data connection
         # (LIST, RETR) through a BIND whose DST is the FTP server, and the
         # server's connect-back passed the strict peer check.
-        text = self.d.text()
-        self.assertRegex(text, rf"session .*cmd=connect dst=127\.0\.0\.1:{port} .*rep=0")
-        binds = [l for l in text.splitlines() if "cmd=bind" in l]
+        # The lines are written as each session ends, which may be just
+        # after tnftp exits.
+        self.d.wait_log(rf"session .*cmd=connect dst=127\.0\.0\.1:{port} .*rep=0")
+
+        def two_binds():
+            b = [l for l in self.d.text().splitlines() if "cmd=bind" in l]
+            return b if len(b) >= 2 else None
+        binds = wait_until(two_binds, 10, "the two BIND session lines")
         self.assertEqual(len(binds), 2, binds)
         for l in binds:
             self.assertRegex(l, r"dst=127\.0\.0\.1:\d+ addr=127\.0\.0\.1:\d+ .*rep=0 ")
