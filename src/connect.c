@@ -156,15 +156,17 @@ connect_open(struct cmd_ctx *c, const struct socks5_request *req)
 	struct rules_query q = cmd_query(c, req->cmd);
 
 	q.port = req->dst.port;
-	if (req->dst.atyp == SOCKS5_ATYP_DOMAIN)
-		q.dst_name = req->dst.u.domain.name;
 	/* No lookup for a client whose request no rule could let through:
-	 * the proxy is not a name oracle for clients it refuses. */
-	v = rules_may_pass(&c->conf->rules, &q);
-	if (!v.pass) {
-		cmd_verdict(c, &v);
-		c->rec->end = AUDIT_END_REFUSED;
-		return SOCKS5_REP_NOT_ALLOWED;
+	 * the proxy is not a name oracle for clients it refuses. A literal
+	 * address needs no lookup: the rules are asked once, below. */
+	if (req->dst.atyp == SOCKS5_ATYP_DOMAIN) {
+		q.dst_name = req->dst.u.domain.name;
+		v = rules_may_pass(&c->conf->rules, &q);
+		if (!v.pass) {
+			cmd_verdict(c, &v);
+			c->rec->end = AUDIT_END_REFUSED;
+			return SOCKS5_REP_NOT_ALLOWED;
+		}
 	}
 	err = connect_resolve(&req->dst, addrs, &n);
 	if (err != 0) {
