@@ -6,19 +6,7 @@
 
 #include "log.h"
 #include "rules.h"
-
-/* A destination name as the rules see it: lowercase, without a final dot,
- * with the hash of every suffix that starts a label ("a.b.c", "b.c",
- * "c"), computed once per query whatever the number of rules. */
-#define NAME_MAX_LABELS 128
-
-struct query_name {
-	char text[256];
-	size_t len;
-	size_t nsuffix;
-	uint8_t off[NAME_MAX_LABELS];
-	uint32_t hash[NAME_MAX_LABELS];
-};
+#include "rules_index.h"
 
 static const struct name_slot *name_set_find(const struct name_set *s,
     const char *name, size_t len, uint32_t hash);
@@ -179,16 +167,6 @@ net_set_has(const struct net_set *s, const struct sockaddr *sa)
 }
 
 /* ---- name sets ------------------------------------------------------ */
-
-static uint32_t
-rules_name_hash(const char *name, size_t len)
-{
-	uint32_t h = 2166136261u;	/* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)name[i]) * 16777619u;
-	return h;
-}
 
 static void
 name_set_build(char *const *names, size_t n, struct name_set *s)
@@ -387,6 +365,8 @@ rules_compile(struct ruleset *rs)
 			qsort(r->gids, r->ngids, sizeof(*r->gids), cmp_gid);
 		head_build(r, &rs->heads[i]);
 	}
+	rules_index_free(rs->index);
+	rs->index = rules_index_build(rs);
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -506,7 +486,11 @@ verdict_of(const struct rule *r, size_t i)
 struct verdict
 rules_match_client(const struct ruleset *rs, const struct rules_query *q)
 {
-	for (size_t i = 0; i < rs->n; i++)
+	struct rules_iter it;
+	size_t i;
+
+	rules_iter_begin(&it, rs, q, NULL, RQ_CLIENT);
+	while (rules_iter_next(&it, &i))
 		if ((rs->heads == NULL || head_from(&rs->heads[i], q)) &&
 		    from_matches(&rs->list[i], q))
 			return verdict_of(&rs->list[i], i);
@@ -517,11 +501,14 @@ struct verdict
 rules_may_pass(const struct ruleset *rs, const struct rules_query *q)
 {
 	struct query_name qn;
+	struct rules_iter it;
 	uint64_t qbits;
+	size_t i;
 
 	query_name_init(&qn, q->dst_name);
 	qbits = query_bits(&qn);
-	for (size_t i = 0; i < rs->n; i++) {
+	rules_iter_begin(&it, rs, q, &qn, RQ_MAY_PASS);
+	while (rules_iter_next(&it, &i)) {
 		const struct rule *r = &rs->list[i];
 
 		if ((rs->heads != NULL && !head_request(&rs->heads[i], q, qbits,
@@ -542,11 +529,14 @@ struct verdict
 rules_match_request(const struct ruleset *rs, const struct rules_query *q)
 {
 	struct query_name qn;
+	struct rules_iter it;
 	uint64_t qbits;
+	size_t i;
 
 	query_name_init(&qn, q->dst_name);
 	qbits = query_bits(&qn);
-	for (size_t i = 0; i < rs->n; i++) {
+	rules_iter_begin(&it, rs, q, &qn, RQ_REQUEST);
+	while (rules_iter_next(&it, &i)) {
 		const struct rule *r = &rs->list[i];
 
 		if (rs->heads != NULL && !head_request(&rs->heads[i], q, qbits,
@@ -754,8 +744,10 @@ rules_free(struct ruleset *rs)
 	}
 	free(rs->list);
 	free(rs->heads);
+	rules_index_free(rs->index);
 	rs->list = NULL;
 	rs->heads = NULL;
+	rs->index = NULL;
 	rs->n = 0;
 	rs->present = false;
 }

@@ -14,6 +14,8 @@ enum rule_action { RULE_PASS, RULE_BLOCK };
 /* A rule's name: what session lines log as rule=NAME (with the NUL). */
 #define RULE_NAME_LEN 32
 
+struct rules_index;
+
 struct port_range {
 	uint16_t lo, hi;		/* inclusive; lo <= hi */
 };
@@ -106,13 +108,15 @@ struct rule_head {
 
 /* An ordered list of rules (`clients` or `rules` in the file). present
  * says whether the list was written at all; an absent or empty list
- * matches nothing, so it refuses everything. heads: built by
- * rules_compile, one per rule. */
+ * matches nothing, so it refuses everything. heads and index: built by
+ * rules_compile (heads: one per rule). */
 struct ruleset {
 	struct rule *list;
 	size_t n;
 	bool present;
 	struct rule_head *heads;
+	struct rules_index *index;	/* candidates per key (rules_index.c),
+					 * or NULL: every rule is tried */
 };
 
 /* What is known of a client or request when a rule set is asked. */

@@ -598,7 +598,7 @@ END_TEST
 
 START_TEST(free_empties)
 {
-	struct ruleset rs = { calloc(2, sizeof(struct rule)), 2, true, NULL };
+	struct ruleset rs = { calloc(2, sizeof(struct rule)), 2, true, NULL, NULL };
 
 	ck_assert_ptr_nonnull(rs.list);
 	rs.list[0].from = calloc(1, sizeof(struct cidr));
