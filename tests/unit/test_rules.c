@@ -1,10 +1,12 @@
 /* test_rules.c: unit tests for the rule matcher (src/rules.c), built from rule structs, no config file. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "addr.h"
 #include "rules.h"
+#include "rules_index.h"
 #include "socks5.h"
 
 #define MAX_RULES 8
@@ -611,6 +613,227 @@ START_TEST(free_empties)
 }
 END_TEST
 
+/* ---- the index against the rules tried in order --------------------- */
+
+#define RAND_RULES 150		/* three words of candidates */
+#define RAND_QUERIES 4000
+
+static uint64_t rand_state;
+static unsigned rand_density;	/* 1 to 4: how many rules have a key */
+
+/* xorshift64: the same rules and queries on every run. */
+static unsigned
+rnd(unsigned n)
+{
+	rand_state ^= rand_state << 13;
+	rand_state ^= rand_state >> 7;
+	rand_state ^= rand_state << 17;
+	return (unsigned)(rand_state % n);
+}
+
+/* Few values of each kind, so that rules and queries meet often. */
+static const char *const rand_v4[] = { "10.0.0.0/8", "10.1.0.0/16",
+    "10.1.2.0/24", "10.1.2.3/32", "192.168.0.0/16", "0.0.0.0/0",
+    "127.0.0.0/8", "10.1.2.128/25" };
+static const char *const rand_v6[] = { "fd00::/8", "fd00:1::/32", "::1/128",
+    "::ffff:10.1.0.0/112", "2001:db8::/32", "::/0" };
+static const char *const rand_names[] = { "a.example", "b.example",
+    ".example", ".a.example", "localhost", ".test", "x.y.test" };
+static const char *const rand_users[] = { "ann", "bob" };
+static const char *const rand_ips[] = { "10.1.2.3", "10.1.2.200", "10.9.9.9",
+    "192.168.1.1", "127.0.0.1", "8.8.8.8", "fd00:1::5", "fd77::1", "::1",
+    "::ffff:10.1.2.3", "64:ff9b::a01:203", "2002:a01:203::1", "::a01:203",
+    "2001:db8::1", "2a00::1", "0.0.0.0" };
+static const char *const rand_qnames[] = { "a.example", "A.Example.",
+    "c.a.example", "example", "b.example", "localhost", "x.y.test",
+    "z.test", "other.org", "" };
+
+/* Whether a rule gets a key: in rand_density of 5 rules. */
+static bool
+often(void)
+{
+	return rnd(5) < rand_density;
+}
+
+static void
+rand_key_nets(struct rule *r, bool to)
+{
+	unsigned n = rnd(3) + 1;
+
+	for (unsigned i = 0; i < n; i++) {
+		const char *c = rnd(3) == 0 ? rand_v6[rnd(6)] : rand_v4[rnd(8)];
+
+		if (to)
+			add_to(r, c);
+		else
+			add_from(r, c);
+	}
+}
+
+static void
+rand_rule(struct fixture *f)
+{
+	struct rule *r = add(f, rnd(2) ? RULE_PASS : RULE_BLOCK);
+
+	if (often())
+		rand_key_nets(r, false);
+	if (often())
+		rand_key_nets(r, true);
+	for (unsigned n = often() ? rnd(3) + 1 : 0; n > 0; n--)
+		add_name(r, rand_names[rnd(7)]);
+	if (often()) {
+		uint16_t lo = (uint16_t)rnd(100);
+
+		add_ports(r, lo, (uint16_t)(lo + rnd(20)));
+	}
+	if (rnd(6) == 0)
+		add_ports(r, 40000, 65535);
+	if (rnd(4) == 0)
+		r->commands = 1u << (rnd(3) + 1);
+	if (rnd(6) == 0)
+		r->methods = 1u << (rnd(2) * 2);	/* none or username */
+	if (rnd(6) == 0)
+		add_user(r, rand_users[rnd(2)]);
+	if (rnd(8) == 0)
+		add_gid(r, 100 + rnd(2));
+	if (rnd(8) == 0)
+		r->listeners = 1u << rnd(2);
+}
+
+static void
+rand_query(struct rules_query *q, uint32_t *gid)
+{
+	memset(q, 0, sizeof(*q));
+	q->client = sa(rand_ips[rnd(16)], 40000);
+	q->listener = (int)rnd(3);
+	q->method = (uint8_t)(rnd(2) * 2);
+	if (rnd(2)) {
+		q->user = (const uint8_t *)rand_users[rnd(2)];
+		q->user_len = 3;
+		*gid = 100 + rnd(3);
+		q->gids = gid;
+		q->ngids = 1;
+	}
+	q->cmd = (uint8_t)rnd(5);
+	if (rnd(2))
+		q->dst_name = rand_qnames[rnd(10)];
+	if (rnd(8) != 0)
+		q->dst = sa(rand_ips[rnd(16)], 0);
+	q->port = rnd(2) ? (uint16_t)rnd(130) : (uint16_t)(39990 + rnd(20));
+}
+
+static void
+same_verdict(struct verdict a, struct verdict b)
+{
+	ck_assert(a.pass == b.pass);
+	ck_assert_int_eq(a.rule, b.rule);
+	ck_assert_uint_eq(a.methods, b.methods);
+	ck_assert_ptr_eq(a.name, b.name);
+	ck_assert(a.quiet == b.quiet);
+}
+
+/* The three questions with the index and without it (every rule tried
+ * in order, as before the index) give the same verdicts. */
+START_TEST(index_same_verdicts)
+{
+	struct fixture f = { 0 };
+	struct rule *list;
+	struct rules_index *ix;
+	size_t nrules = RAND_RULES;
+
+	rand_state = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
+	rand_density = 1 + (unsigned)_i % 4;
+	ck_assert_ptr_nonnull(list = calloc(nrules, sizeof(*list)));
+	f.rs.list = list;	/* add() takes the first MAX_RULES only */
+	for (size_t i = 0; i < nrules; i++) {
+		struct fixture one = { 0 };
+
+		rand_rule(&one);
+		list[i] = one.rs.list[0];
+		free(one.rs.list);
+		f.rs.n = i + 1;
+	}
+	f.rs.present = true;
+	rules_compile(&f.rs);
+	ck_assert_ptr_nonnull(ix = f.rs.index);
+	for (int n = 0; n < RAND_QUERIES; n++) {
+		struct rules_query q;
+		struct verdict v[3];
+		uint32_t gid;
+
+		rand_query(&q, &gid);
+		v[0] = rules_match_client(&f.rs, &q);
+		v[1] = rules_may_pass(&f.rs, &q);
+		v[2] = rules_match_request(&f.rs, &q);
+		f.rs.index = NULL;
+		same_verdict(v[0], rules_match_client(&f.rs, &q));
+		same_verdict(v[1], rules_may_pass(&f.rs, &q));
+		same_verdict(v[2], rules_match_request(&f.rs, &q));
+		f.rs.index = ix;
+	}
+	done(&f);
+}
+END_TEST
+
+/* How many candidates the index gives q for the request question. */
+static size_t
+candidates(const struct ruleset *rs, const struct rules_query *q)
+{
+	struct query_name qn = { .len = 0 };
+	struct rules_iter it;
+	size_t i, n = 0;
+
+	if (q->dst_name != NULL) {	/* a lowercase name of one label */
+		qn.len = strlen(q->dst_name);
+		memcpy(qn.text, q->dst_name, qn.len + 1);
+		qn.nsuffix = 1;
+		qn.hash[0] = rules_name_hash(qn.text, qn.len);
+	}
+	rules_iter_begin(&it, rs, q, &qn, RQ_REQUEST);
+	while (rules_iter_next(&it, &i))
+		n++;
+	return n;
+}
+
+/* 200 rules, each with its own /24 or its own host: an address or a
+ * name has one candidate, whatever the number of rules. */
+START_TEST(index_selects)
+{
+	struct fixture f = { 0 };
+	struct rule *list;
+	char text[32];
+	struct rules_query q = { .cmd = SOCKS5_CMD_CONNECT, .port = 80 };
+
+	ck_assert_ptr_nonnull(list = calloc(200, sizeof(*list)));
+	f.rs.list = list;
+	for (size_t i = 0; i < 200; i++) {
+		struct fixture one = { 0 };
+		struct rule *r = add(&one, RULE_BLOCK);
+
+		snprintf(text, sizeof(text), i % 2 ? "10.0.%zu.0/24" : "h%zu",
+		    i);
+		if (i % 2)
+			add_to(r, text);
+		else
+			add_name(r, text);
+		list[i] = *r;
+		free(one.rs.list);
+		f.rs.n = i + 1;
+	}
+	rules_compile(&f.rs);
+	q.client = sa("127.0.0.1", 40000);
+	q.dst = sa("10.0.77.9", 80);
+	ck_assert_uint_eq(candidates(&f.rs, &q), 1);
+	ck_assert_int_eq(rules_match_request(&f.rs, &q).rule, 78);
+	q.dst = sa("10.0.78.9", 80);	/* no rule has 10.0.78.0/24 */
+	ck_assert_uint_eq(candidates(&f.rs, &q), 0);
+	q.dst_name = "h78";
+	ck_assert_uint_eq(candidates(&f.rs, &q), 1);
+	ck_assert_int_eq(rules_match_request(&f.rs, &q).rule, 79);
+	done(&f);
+}
+END_TEST
+
 static Suite *
 rules_suite(void)
 {
@@ -638,6 +861,10 @@ rules_suite(void)
 	tcase_add_test(tc, verdict_name_quiet);
 	tcase_add_test(tc, shadowed_rules);
 	tcase_add_test(tc, free_empties);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("index");
+	tcase_add_loop_test(tc, index_same_verdicts, 0, 8);
+	tcase_add_test(tc, index_selects);
 	suite_add_tcase(s, tc);
 	return s;
 }
