@@ -47,8 +47,9 @@ struct rules_cand {
 /* FNV-1a of name[0..len), as the name sets and rule heads hash it. */
 uint32_t rules_name_hash(const char *name, size_t len);
 
-/* The index of rs (compiled: every rule's sets built), or NULL when it
- * would be larger than the cap (then the rules are tried in order). */
+/* The index of rs (compiled: every rule's sets built), or NULL when rs
+ * is short (under 8 rules) or the index would be larger than its cap
+ * (32 MB): then the rules are tried in order. */
 struct rules_index *rules_index_build(const struct ruleset *rs);
 void rules_index_free(struct rules_index *ix);
 
@@ -70,9 +71,34 @@ struct rules_iter {
 	uint64_t bits;			/* candidates of word w not yet given */
 };
 
-void rules_iter_begin(struct rules_iter *it, const struct ruleset *rs,
+/* The indexed part of rules_iter_begin and rules_iter_next. */
+void rules_iter_index(struct rules_iter *it, const struct ruleset *rs,
     const struct rules_query *q, const struct query_name *qn,
     enum rules_question which);
-bool rules_iter_next(struct rules_iter *it, size_t *i);
+bool rules_iter_index_next(struct rules_iter *it, size_t *i);
+
+static inline void
+rules_iter_begin(struct rules_iter *it, const struct ruleset *rs,
+    const struct rules_query *q, const struct query_name *qn,
+    enum rules_question which)
+{
+	it->indexed = rs->index != NULL;
+	it->n = rs->n;
+	it->w = 0;
+	it->bits = 0;
+	if (it->indexed)
+		rules_iter_index(it, rs, q, qn, which);
+}
+
+static inline bool
+rules_iter_next(struct rules_iter *it, size_t *i)
+{
+	if (it->indexed)
+		return rules_iter_index_next(it, i);
+	if (it->w >= it->n)
+		return false;
+	*i = it->w++;
+	return true;
+}
 
 #endif
