@@ -339,9 +339,7 @@ rules_index_build(const struct ruleset *rs)
 	    !axis_build(ix, rs, AX_PORT, &ix->port) || !flags_build(ix, rs) ||
 	    !names_build(ix, rs, false, &ix->hosts) ||
 	    !names_build(ix, rs, true, &ix->domains)) {
-		log_info("rules: %zu rules need more than %zu MB of index; "
-		    "they are tried in order", rs->n, INDEX_MAX_BYTES >> 20);
-		rules_index_free(ix);
+		rules_index_free(ix);	/* too large: same verdicts without */
 		return NULL;
 	}
 	return ix;
