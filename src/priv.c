@@ -93,12 +93,13 @@ priv_drop_caps(const char *role)
 }
 
 /* Not dumpable: no core file, and no process of the same user can
- * ptrace it or read its memory through /proc. Sanitizer builds stay
- * dumpable: LeakSanitizer ptraces the process at exit. */
+ * ptrace it or read its memory through /proc. Sanitizer builds are made
+ * dumpable (the uid change cleared it): LeakSanitizer ptraces the
+ * process at exit (it would turn it on itself for that moment). */
 static void
 priv_set_undumpable(void)
 {
-	if (!PRIV_DUMPABLE && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+	if (prctl(PR_SET_DUMPABLE, PRIV_DUMPABLE, 0, 0, 0) == -1)
 		fatal("prctl PR_SET_DUMPABLE");
 }
 

@@ -74,7 +74,7 @@ static const char *const hub_calls[] = {
  * /proc/self/maps and its own symbolizer. */
 static const char *const sanitizer_calls[] = {
 	"clone", "clone3", "ptrace", "wait4", "waitid", "prctl",
-	"sched_getaffinity", "readlink", "readlinkat", "getdents64",
+	"sched_getaffinity", "readlink", "readlinkat", "getdents64", "getdents",
 	"openat", "open", "process_vm_readv", "execve", "kill", "tgkill",
 	"tkill", "mincore", "pread64", "unlink", "unlinkat",
 	NULL
