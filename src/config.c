@@ -468,8 +468,8 @@ parse_sandbox(struct parse *p, const config_setting_t *root)
 	}
 	p->conf->sandbox = config_setting_get_bool(s);
 	if (p->conf->sandbox && !sandbox_available())
-		pwarn(p, s, "sandbox: this build has no seccomp filter "
-		    "(configured --without-libseccomp)");
+		pwarn(p, s, "sandbox: no seccomp filter here (built "
+		    "--without-libseccomp, or no seccomp in the kernel)");
 }
 
 static void

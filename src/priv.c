@@ -49,7 +49,8 @@ priv_log_sandbox(const struct config *c)
 	else
 		log_notice("sandbox off: workers and hubs run without a "
 		    "seccomp filter (%s)", sandbox_available() ?
-		    "sandbox = false" : "built without libseccomp");
+		    "sandbox = false" :
+		    "built without libseccomp, or no seccomp in the kernel");
 }
 
 /* Empties the capability bounding set, so that nothing this process

@@ -222,10 +222,12 @@ role_calls(const char *role)
 	fatalx("sandbox: no system call list for role %s", role);
 }
 
+/* Built with libseccomp, and the kernel has seccomp (PR_GET_SECCOMP
+ * fails with EINVAL without CONFIG_SECCOMP). */
 bool
 sandbox_available(void)
 {
-	return true;
+	return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != -1;
 }
 
 void

@@ -4,7 +4,8 @@
 
 #include <stdbool.h>
 
-/* Whether this build has the filter (configure found libseccomp). */
+/* Whether the filter can be loaded here: this build has it (configure
+ * found libseccomp) and the kernel has seccomp. */
 bool sandbox_available(void);
 
 /*
