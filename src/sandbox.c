@@ -165,7 +165,10 @@ narrow_rules(scmp_filter_ctx ctx)
 
 #ifdef SANDBOX_TRACE
 /* Development aid (CFLAGS=-DSANDBOX_TRACE): a forbidden call is trapped
- * and named on stderr before the process dies, to build the lists. */
+ * and named, with its first three arguments, in
+ * /tmp/socks5d-sandbox-trace.log (if it exists and the role's user may
+ * write it; else on stderr) before the process exits 99, to build the
+ * lists from a run of the whole suite. */
 #include <signal.h>
 #include <stdio.h>
 #include <ucontext.h>
