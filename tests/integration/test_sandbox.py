@@ -5,15 +5,21 @@ others could change (refused unless --allow-unsafe-config)."""
 
 import os
 import pwd
+import re
 import shutil
 import signal
+import socket
 import stat
+import struct
+import subprocess
 import tempfile
+import threading
 import unittest
 
 import pamtest
 from harness import (DAEMON, IS_ROOT, Daemon, TcpServer, echo_handler, echo_roundtrip,
-                     finish_daemon, needs_socks5d, open_session, run_daemon_cmd,
+                     finish_daemon, needs_netns, needs_socks5d, open_session,
+                     run_daemon_cmd,
                      wait_until)
 
 SIGSYS_EXIT = r"status=signal:%d signal=SIGSYS reason=seccomp" % signal.SIGSYS
@@ -241,3 +247,98 @@ class UnsafeConfig(unittest.TestCase):
         d.signal(signal.SIGHUP)
         d.wait_log(r"\breload\b.*generation=2", mark, 15)
         self.assertIsNone(d.find(r"config-error", mark))
+
+
+DNS_NAME = "dns-only.socks5d.test"
+
+
+class DnsServer:
+    """A name server on 127.0.0.1:53 of the test's namespace that knows one
+    name: A 127.0.0.1, AAAA none. Counts the queries it answers."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 53))
+        self.sock.settimeout(0.2)
+        self.queries = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            self.sock.sendto(self.answer(q), peer)
+
+    def answer(self, q):
+        qid, qd_end = q[:2], 12
+        while q[qd_end] != 0:
+            qd_end += q[qd_end] + 1
+        name = b".".join(self.labels(q[12:qd_end])).decode().lower()
+        qtype = struct.unpack("!H", q[qd_end + 1:qd_end + 3])[0]
+        question = q[12:qd_end + 5]
+        known = name == DNS_NAME
+        answers = b""
+        if known and qtype == 1:
+            answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + \
+                socket.inet_aton("127.0.0.1")
+        self.queries += 1
+        rcode = 0 if known else 3
+        return qid + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if answers else 0, 0, 0) \
+            + question + answers
+
+    @staticmethod
+    def labels(raw):
+        i = 0
+        while i < len(raw):
+            n = raw[i]
+            yield raw[i + 1:i + 1 + n]
+            i += 1 + n
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@needs_socks5d
+@needs_netns
+class NameService(unittest.TestCase):
+    """getaddrinfo in a filtered worker with NSS files and dns: a name
+    that only the namespace's name server knows is resolved (the filter
+    allows the reads of nsswitch.conf, hosts, resolv.conf, gai.conf, the
+    UDP sockets and sendmmsg of the stub resolver, the netlink socket of
+    the address sorting) and the session relays."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="socks5d-dns-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.chmod(self.tmp, 0o755)
+        for name, text in (("nsswitch.conf", "hosts: files dns\n"),
+                           ("resolv.conf", "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")):
+            path = os.path.join(self.tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o644)
+            subprocess.run(["mount", "--bind", path, "/etc/" + name], check=True)
+            self.addCleanup(subprocess.run, ["umount", "/etc/" + name], check=True)
+        self.dns = DnsServer()
+        self.addCleanup(self.dns.close)
+        self.echo = TcpServer(echo_handler)
+        self.addCleanup(self.echo.close)
+
+    def test_name_from_dns_under_the_filter(self):
+        d = Daemon().start()
+        self.addCleanup(finish_daemon, d)
+        mark = d.mark()
+        s, rep = open_session(("127.0.0.1", d.port), DNS_NAME, self.echo.addr[1])
+        with s:
+            echo_roundtrip(s, b"resolved by dns")
+        self.assertGreaterEqual(self.dns.queries, 1, "the name server was asked")
+        line = d.wait_log(r"\bsession .*dst=%s:%d " % (re.escape(DNS_NAME), self.echo.addr[1]),
+                          mark, 10)
+        self.assertIn(" addr=127.0.0.1:%d rule=1 rep=0 " % self.echo.addr[1], line)
+        self.assertIsNone(d.find(r"signal=SIGSYS", mark))
