@@ -342,3 +342,23 @@ class NameService(unittest.TestCase):
                           mark, 10)
         self.assertIn(" addr=127.0.0.1:%d rule=1 rep=0 " % self.echo.addr[1], line)
         self.assertIsNone(d.find(r"signal=SIGSYS", mark))
+
+
+@needs_socks5d
+@unittest.skipUnless(IS_ROOT, "needs root (root-owned parents)")
+class UnsafeReload(unittest.TestCase):
+    def test_reload_of_a_file_made_unsafe_is_refused(self):
+        echo = TcpServer(echo_handler)
+        self.addCleanup(echo.close)
+        d = Daemon().start()
+        self.addCleanup(finish_daemon, d)
+        mark = d.mark()
+        os.chmod(d.conf, 0o664)
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"config-error %s: cannot read: unsafe file: writable by its group "
+                   r"\(mode 0664\)" % re.escape(d.conf), mark, 15)
+        d.wait_log(r"reload-failed config=%s: still serving generation 1" % re.escape(d.conf),
+                   mark, 15)
+        s, _ = open_session(("127.0.0.1", d.port), *echo.addr)
+        with s:
+            echo_roundtrip(s, b"generation 1 serves on")
