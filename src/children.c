@@ -228,8 +228,7 @@ children_log_exit(const struct role *r, const struct child *c, int status,
 		log_warnx("%s-exit pid=%ld generation=%u status=signal:%d%s%s%s",
 		    r->name, (long)c->pid, c->gen->id, WTERMSIG(status), sig,
 		    state != NULL ? state : "", lost);
-	}
-	else if (WEXITSTATUS(status) != 0)
+	} else if (WEXITSTATUS(status) != 0)
 		log_warnx("%s-exit pid=%ld generation=%u status=exit:%d%s",
 		    r->name, (long)c->pid, c->gen->id, WEXITSTATUS(status),
 		    lost);
