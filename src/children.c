@@ -1,5 +1,8 @@
 /* children.c: forking a child of any role from its table row, and reaping. */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -198,6 +201,19 @@ children_spawn(enum child_role role, struct generation *g, int slot)
 	return pid;
 }
 
+/* The signal's name and, for SIGSYS (the kernel's answer to a system
+ * call the seccomp filter forbids), why: " signal=SIGSYS reason=seccomp".
+ * Which call it was is not known to the master. */
+static void
+children_signal_text(int sig, char *buf, size_t len)
+{
+	const char *name = sigabbrev_np(sig);
+
+	snprintf(buf, len, " signal=%s%s%s", name != NULL ? "SIG" : "",
+	    name != NULL ? name : "unknown",
+	    sig == SIGSYS ? " reason=seccomp" : "");
+}
+
 /* One line per exit, the same for every role: abnormal ones at warning
  * level, with what they cost; clean ones at debug level. */
 static void
@@ -205,12 +221,14 @@ children_log_exit(const struct role *r, const struct child *c, int status,
     const char *state)
 {
 	const char *lost = r->lost != NULL ? r->lost : "";
+	char sig[64];
 
-	if (WIFSIGNALED(status))
-		log_warnx("%s-exit pid=%ld generation=%u status=signal:%d%s%s",
-		    r->name, (long)c->pid, c->gen->id, WTERMSIG(status),
+	if (WIFSIGNALED(status)) {
+		children_signal_text(WTERMSIG(status), sig, sizeof(sig));
+		log_warnx("%s-exit pid=%ld generation=%u status=signal:%d%s%s%s",
+		    r->name, (long)c->pid, c->gen->id, WTERMSIG(status), sig,
 		    state != NULL ? state : "", lost);
-	else if (WEXITSTATUS(status) != 0)
+	} else if (WEXITSTATUS(status) != 0)
 		log_warnx("%s-exit pid=%ld generation=%u status=exit:%d%s",
 		    r->name, (long)c->pid, c->gen->id, WEXITSTATUS(status),
 		    lost);
