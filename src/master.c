@@ -20,6 +20,7 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "nofile.h"
 #include "notify.h"
 #include "pidfile.h"
 #include "pool.h"
@@ -140,6 +141,10 @@ master_reload(FILE *report)
 
 	notify_reloading();
 	conf = config_load(path, &d);
+	if (conf != NULL && nofile_check(conf, report) == -1) {
+		config_free(conf);
+		conf = NULL;
+	}
 	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
 	    &d) == -1) {
 		config_free(conf);
@@ -410,6 +415,11 @@ master_run(struct config *conf, const struct master_opts *opts)
 	int rc;
 
 	m.debug = opts->debug;
+	if (nofile_check(conf, NULL) == -1) {
+		log_warnx("cannot start: too few file descriptors");
+		config_free(conf);
+		return 1;
+	}
 	rc = listener_set_build(&none, conf, &m.listeners, &d);
 	diag_log(&d);
 	diag_free(&d);
