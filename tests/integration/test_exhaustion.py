@@ -327,5 +327,87 @@ class Flood(unittest.TestCase):
             finish_daemon(d)
 
 
+# Runs as a user of its own and takes that user's pipe pages up to
+# fs.pipe-user-pages-soft (1 MiB pipes until F_SETPIPE_SZ says EPERM),
+# so that the user's next pipes get the kernel's 2 pages: the limit is
+# reached for this user alone, without changing the global sysctl.
+PIPE_HOG = r"""
+import fcntl, os, sys
+pipes = []
+while len(pipes) < 4096:
+    r, w = os.pipe()
+    pipes.append((r, w))
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except PermissionError:
+        break
+r, w = os.pipe()
+print(len(pipes), fcntl.fcntl(w, fcntl.F_GETPIPE_SZ), flush=True)
+sys.stdin.read()
+"""
+PIPE_USER = "daemon"  # a user nothing else here runs as (tests use nobody)
+
+
+class DaemonAs(Daemon):
+    def config(self, **over):
+        return super().config(**over).replace(
+            'user = "nobody";', f'user = "{PIPE_USER}";', 1)
+
+
+@needs_socks5d
+class PipePages(unittest.TestCase):
+    @unittest.skipUnless(IS_ROOT, "needs root to run as another user")
+    def test_pipe_pages_spent(self):
+        """With the workers' user past fs.pipe-user-pages-soft, a pipe comes
+        back with 8 KiB: the worker says so once and copies through its
+        64 KiB buffer instead of splicing 8 KiB at a time (bench --only
+        pipes gives the throughput); many sessions at once all relay their
+        bytes intact."""
+        import pwd
+        uid = pwd.getpwnam(PIPE_USER).pw_uid
+        hog = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                "--clear-groups", "/usr/bin/python3", "-c", PIPE_HOG],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        d = DaemonAs(workers=dict(min_spare=8, max_spare=32, max=32))
+        srv = TcpServer(echo_handler)
+        try:
+            npipes, size = (int(x) for x in hog.stdout.readline().split())
+            if size >= 16384:
+                self.skipTest(f"a pipe past the limit still gets {size} bytes")
+            d.start()
+            n, payload = 24, os.urandom(1 << 20)
+            results = []
+            lock = threading.Lock()
+
+            def client():
+                try:
+                    s, _ = open_session(("127.0.0.1", d.port), *srv.addr, timeout=30)
+                    for _ in range(2):
+                        echo_roundtrip(s, payload, timeout=60)
+                    s.close()
+                    r = True
+                except Exception as e:  # noqa: BLE001 - reported below
+                    r = e
+                with lock:
+                    results.append(r)
+            threads = [threading.Thread(target=client) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(results, [True] * n)
+            small = count(d, rf"worker: pipe-small size={size} asked=65536: "
+                             r"the user's pipe pages are spent")
+            self.assertGreaterEqual(small, 1, d.text())
+            # Once per worker at most, never per session.
+            self.assertLessEqual(small, len(d.workers_pids()) + 8, d.text())
+            self.assertIsNone(d.find(r"worker-exit .*status=signal"), d.text())
+        finally:
+            srv.close()
+            finish_daemon(d)
+            hog.stdin.close()
+            hog.wait(10)
+
+
 if __name__ == "__main__":
     unittest.main()
