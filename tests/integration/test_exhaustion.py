@@ -150,6 +150,22 @@ class NoFile(unittest.TestCase):
         finally:
             srv.close()
 
+    def test_nofile_checked_at_reload(self):
+        """A reload that makes hubs park is checked against the limit too:
+        one warning in the reload, and it is taken."""
+        d = self.daemon(relay_extra=dict(park_after=0))
+        with wrapped_daemon(["prlimit", "--nofile=64:64", "--"]):
+            d.start()
+        self.assertIsNone(d.find(r"nofile-short"), d.text())
+        mark = d.mark()
+        d.relay_extra = dict(hubs=1, park_after=5)
+        d.write_config()
+        r = d.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"nofile-short role=hub need=\d+ have=64 hard=64")
+        self.assertRegex(r.stdout, r"reload generation=2")
+        self.assertEqual(count(d, r"nofile-short"), 1, d.text(mark))
+
     def test_accept_failures_logged_once(self):
         """A worker whose accept fails for want of fds backs off and logs
         one line, not one per failure; once fds are back the client waiting
