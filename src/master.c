@@ -23,6 +23,7 @@
 #include "nofile.h"
 #include "notify.h"
 #include "pidfile.h"
+#include "pipepages.h"
 #include "pool.h"
 #include "priv.h"
 #include "stats.h"
@@ -145,6 +146,8 @@ master_reload(FILE *report)
 		config_free(conf);
 		conf = NULL;
 	}
+	if (conf != NULL)
+		pipepages_check(conf, report);
 	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
 	    &d) == -1) {
 		config_free(conf);
@@ -420,6 +423,7 @@ master_run(struct config *conf, const struct master_opts *opts)
 		config_free(conf);
 		return 1;
 	}
+	pipepages_check(conf, NULL);
 	rc = listener_set_build(&none, conf, &m.listeners, &d);
 	diag_log(&d);
 	diag_free(&d);

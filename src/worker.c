@@ -86,6 +86,9 @@ worker_signals(void)
 
 	if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe2");
+	/* One page is plenty for wake-up bytes; the default 16 would count
+	 * against the user's pipe pages, which the relay pipes need. */
+	(void)fcntl(wake_pipe[1], F_SETPIPE_SZ, 4096);
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;

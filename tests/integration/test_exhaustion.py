@@ -370,8 +370,52 @@ class DaemonAs(Daemon):
             'user = "nobody";', f'user = "{PIPE_USER}";', 1)
 
 
+def pipe_sizes(pid):
+    """The size of every pipe pid holds (one entry per fd)."""
+    import fcntl
+    out = []
+    d = f"/proc/{pid}/fd"
+    for name in os.listdir(d):
+        try:
+            if not os.readlink(f"{d}/{name}").startswith("pipe:"):
+                continue
+            fd = os.open(f"{d}/{name}", os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            out.append(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+        finally:
+            os.close(fd)
+    return sorted(out)
+
+
 @needs_socks5d
 class PipePages(unittest.TestCase):
+    def test_pipe_pages_counted_at_start(self):
+        """workers.max busy workers that would need more pipe pages than
+        fs.pipe-user-pages-soft: one notice at start. A worker's wake-up
+        pipe takes one page, its two relay pipes relay.pipe_size each."""
+        with open("/proc/sys/fs/pipe-user-pages-soft") as f:
+            soft = int(f.read())
+        if soft <= 0:
+            self.skipTest("no pipe page limit")
+        wmax = soft // 33 + 1
+        d = Daemon(workers=dict(min_spare=2, max_spare=4, max=wmax),
+                   relay_extra=dict(park_after=0))
+        try:
+            d.start()
+            self.assertIsNotNone(d.find(
+                rf"pipe-pages-short need={wmax * 33} soft={soft} \(workers.max {wmax} x 33 pages\)"
+                r": past about \d+ busy workers new pipes get 2 pages"), d.text())
+            w = wait_until(lambda: d.workers_pids(), 10, "a worker")[0]
+            sizes = pipe_sizes(w)
+            # The wake-up pipe's two ends, the relay pipes' four; the
+            # master's wake-up pipe (write end) is the default size.
+            self.assertEqual(sizes.count(4096), 2, sizes)
+            self.assertGreaterEqual(sizes.count(65536), 4, sizes)
+        finally:
+            finish_daemon(d)
+
     @unittest.skipUnless(IS_ROOT, "needs root to run as another user")
     def test_pipe_pages_spent(self):
         """With the workers' user past fs.pipe-user-pages-soft, a pipe comes
