@@ -363,13 +363,20 @@ r, w = os.pipe()
 print(len(pipes), fcntl.fcntl(w, fcntl.F_GETPIPE_SZ), flush=True)
 sys.stdin.read()
 """
-PIPE_USER = "daemon"  # a user nothing else here runs as (tests use nobody)
+# Users nothing else here runs as (the other tests run as nobody, and the
+# pipe page limit is per user): these tests see their own pages.
+PIPE_USER = "daemon"
+PIPE_COUNT_USER = "bin"
 
 
 class DaemonAs(Daemon):
+    def __init__(self, user=PIPE_USER, **kw):
+        super().__init__(**kw)
+        self.user = user
+
     def config(self, **over):
         return super().config(**over).replace(
-            'user = "nobody";', f'user = "{PIPE_USER}";', 1)
+            'user = "nobody";', f'user = "{self.user}";', 1)
 
 
 def pipe_sizes(pid):
@@ -402,8 +409,8 @@ class PipePages(unittest.TestCase):
         if soft <= 0:
             self.skipTest("no pipe page limit")
         wmax = soft // 33 + 1
-        d = Daemon(workers=dict(min_spare=2, max_spare=4, max=wmax),
-                   relay_extra=dict(park_after=0))
+        d = DaemonAs(PIPE_COUNT_USER, workers=dict(min_spare=2, max_spare=4, max=wmax),
+                     relay_extra=dict(park_after=0))
         try:
             d.start()
             self.assertIsNotNone(d.find(
