@@ -4,12 +4,13 @@ session in progress, a client flood beyond workers.max, and the per-user
 pipe page limit. Each test runs its own daemon."""
 
 import contextlib
+import fcntl
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import threading
@@ -17,7 +18,7 @@ import time
 import unittest
 
 import harness
-from harness import (finish_daemon, Daemon, IS_ROOT, TcpServer, children_of,
+from harness import (finish_daemon, Daemon, IS_ROOT, TcpServer,
                      echo_handler, echo_roundtrip, needs_socks5d, open_session,
                      wait_until)
 
@@ -381,7 +382,6 @@ class DaemonAs(Daemon):
 
 def pipe_sizes(pid):
     """The size of every pipe pid holds (one entry per fd)."""
-    import fcntl
     out = []
     d = f"/proc/{pid}/fd"
     for name in os.listdir(d):
@@ -432,7 +432,6 @@ class PipePages(unittest.TestCase):
         64 KiB buffer instead of splicing 8 KiB at a time (bench --only
         pipes gives the throughput); many sessions at once all relay their
         bytes intact."""
-        import pwd
         uid = pwd.getpwnam(PIPE_USER).pw_uid
         hog = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}",
                                 "--clear-groups", "/usr/bin/python3", "-c", PIPE_HOG],
