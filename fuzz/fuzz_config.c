@@ -92,7 +92,11 @@ check_diag(const struct diag *d)
 
 		FUZZ_CHECK(r->file != NULL && r->message != NULL);
 		FUZZ_CHECK(r->message[0] != '\0' && r->line >= 0);
-		FUZZ_CHECK(strchr(r->message, '\n') == NULL);
+		/* One line each, wherever it is printed or logged. */
+		for (const char *s = r->message; *s; s++)
+			FUZZ_CHECK((unsigned char)*s >= 0x20 && *s != 0x7f);
+		for (const char *s = r->file; *s; s++)
+			FUZZ_CHECK((unsigned char)*s >= 0x20 && *s != 0x7f);
 		errors += r->severity == DIAG_ERROR;
 	}
 	FUZZ_CHECK(errors == d->nerrors);

@@ -147,6 +147,17 @@ def cfg(text, include=None):
     return text if include is None else text + b'\x00' + include
 
 
+def config_regressions(seeds):
+    """The inputs that failed (each is a test in tests/unit/test_fuzz.c)."""
+    many = seeds['many-listeners']
+    return {
+        # config_control_socket ended the process (libconfig read /tmp).
+        'regress-control-include-directory': seeds['include-directory'],
+        # A diagnostic echoed a raw newline: two lines for one record.
+        'regress-diag-newline': many.replace(b'"127.0.0.2"', b'"8};\n' + b'\xff' * 37 + b'6.0...2"'),
+    }
+
+
 def config():
     with open(os.path.join(TOP, 'etc', 'socks5d.conf'), 'rb') as f:
         shipped = f.read()
@@ -223,7 +234,9 @@ def main():
     write('request', request())
     write('userpass', userpass())
     write('udp_header', udp_header())
-    write('config', config())
+    seeds = config()
+    seeds.update(config_regressions(seeds))
+    write('config', seeds)
     for t in ('hubmsg', 'auth_request', 'auth_reply'):
         write(t, {})
     if not os.access(args.seed_structs, os.X_OK):

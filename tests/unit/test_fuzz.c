@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "diag.h"
 
 /* A private directory with the main file (and inc.conf when given), as
  * fuzz_config writes them. */
@@ -129,6 +130,43 @@ START_TEST(control_socket_relative_include)
 }
 END_TEST
 
+/*
+ * fuzz_config, crash-12d16322: a value echoed in an error message kept
+ * its control bytes, so a string with a raw newline (or libconfig's "\n")
+ * made a record of two lines: socks5d -t printed, and a reload logged,
+ * a second line that looked like another record. Now each record is one
+ * line, the byte shown as \xHH. (Shortened from the fuzzer's input.)
+ */
+START_TEST(diag_record_is_one_line)
+{
+	static const char input[] =
+	    "user = \"nobody\";\n"
+	    "listeners = ( { address = \"127.0.0.1\"; port = 1080; },"
+	    " { address = \"8};\n\xff\xff" "6.0...2\"; port = 1080; },"
+	    " { address = \"1\\n2\"; port = 1080; } );\n"
+	    "clients = ( { action = \"pass\"; } );\n"
+	    "rules = ( { action = \"pass\"; } );\n";
+	struct diag d = DIAG_INIT;
+	struct files f;
+	struct config *conf;
+	size_t found = 0;
+
+	files_make(&f, input, NULL);
+	conf = config_load(f.main, &d);
+	files_remove(&f);
+	ck_assert_ptr_null(conf);
+	ck_assert_uint_ge(d.n, 2);
+	for (size_t i = 0; i < d.n; i++) {
+		ck_assert_msg(strchr(d.recs[i].message, '\n') == NULL,
+		    "record %zu has a newline: %s", i, d.recs[i].message);
+		found += strstr(d.recs[i].message, "\"8};\\x0a\xff\xff" "6.0") != NULL;
+		found += strstr(d.recs[i].message, "\"1\\x0a2\"") != NULL;
+	}
+	ck_assert_uint_eq(found, 2);
+	diag_free(&d);
+}
+END_TEST
+
 static Suite *
 fuzz_suite(void)
 {
@@ -137,6 +175,7 @@ fuzz_suite(void)
 
 	tcase_add_test(tc, control_socket_include_directory);
 	tcase_add_test(tc, control_socket_relative_include);
+	tcase_add_test(tc, diag_record_is_one_line);
 	suite_add_tcase(s, tc);
 	return s;
 }
