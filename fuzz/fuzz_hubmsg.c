@@ -5,6 +5,12 @@
  * would log is caught by a syslog wrapper (the target links with
  * -Wl,--wrap=syslog) and must be one printable line.
  *
+ * Leases: each run takes two real ones (as a worker holds them, in
+ * transit); byte 0 bit 2 puts them in the message as a worker would, bit
+ * 3 names the first twice (a forged message). Whatever the message says,
+ * once the hub ends the session and the worker's copies are given back,
+ * nothing is left counted: no lease is given back twice or kept.
+ *
  * Input: byte 0 the recvmsg flags (bit 0 MSG_TRUNC, bit 1 MSG_CTRUNC),
  * byte 1 the fds (bits 0-1 how many, bits 2-3 and 4-5 which kind the first
  * and second are: stream socket, its peer, datagram socket, pipe), the
@@ -65,19 +71,30 @@ __wrap_syslog(int pri, const char *fmt, ...)
 		FUZZ_CHECK(line[i] >= 0x20 && line[i] < 0x7f);
 }
 
-/* As hub_relay_start takes a session over. */
+/* As hub_relay_start takes a session over (how: byte 0 of the input). */
 static void
-take_over(const struct hub_msg *m)
+take_over(const struct hub_msg *msg, uint8_t how)
 {
-	struct audit_record rec = m->rec;
+	struct hub_msg m = *msg;
+	struct audit_record rec = m.rec;
 	struct limits_parked lp;
+	struct limits_hold own[LIMITS_HOLDS];
+	uint64_t keys[LIMITS_HOLDS] = { 1, 2 };
 	int64_t now = io_now_ms(), now_ns = rate_now_ns(), wait = 0;
 
+	for (int i = 0; i < LIMITS_HOLDS; i++) {
+		FUZZ_CHECK(limits_take(keys[i], 0, getpid(), &own[i]) == 0);
+		limits_transit(&own[i], true);
+		if (how & 4)
+			m.lim.holds[i] = own[i];
+	}
+	if (how & 8)
+		m.lim.holds[1] = m.lim.holds[0];
 	rec.parked = true;
 	rec.end = AUDIT_END_NONE;
 	if (rec.start_ms > now || rec.start_ms < now - HUB_MAX_AGE_MS)
 		rec.start_ms = now;
-	limits_parked_start(&lp, &m->lim, now_ns);
+	limits_parked_start(&lp, &m.lim, now_ns);
 	for (int i = 0; i < 2; i++) {
 		size_t may = rate_allow(&lp.rate[i], now_ns, &wait);
 
@@ -86,6 +103,10 @@ take_over(const struct hub_msg *m)
 		(void)rate_allow(&lp.rate[i], now_ns + 1000000, &wait);
 	}
 	limits_parked_end(&lp);
+	for (int i = 0; i < LIMITS_HOLDS; i++) {
+		limits_release(&own[i]);
+		FUZZ_CHECK(limits_count(keys[i]) == 0);
+	}
 	audit_log_start(&rec, now);
 	audit_log_update(&rec, rec.up, rec.down, now);
 	rec.end = AUDIT_END_IDLE;
@@ -118,6 +139,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(m.magic == HUB_MAGIC && m.version == HUB_VERSION);
 	FUZZ_CHECK(audit_dst_valid(m.rec.dst, sizeof(m.rec.dst)));
 	FUZZ_CHECK(m.first_eof >= -1 && m.first_eof <= 1);
-	take_over(&m);
+	take_over(&m, data[0]);
 	return 0;
 }

@@ -60,11 +60,14 @@ good_hub(struct hub_msg *m)
 	m->lim.rate[0] = 1 << 20;
 }
 
-/* Each hub seed: flags byte, fds byte (two stream sockets), the message. */
+/* Each hub seed: flags and leases byte, fds byte (two stream sockets),
+ * the message (fuzz_hubmsg.c). */
 static void
 hub_seeds(void)
 {
 	static const uint8_t ok[2] = { 0, 2 | 0 << 2 | 1 << 4 };
+	static const uint8_t leases[2] = { 4, 2 | 1 << 4 };
+	static const uint8_t forged[2] = { 4 | 8, 2 | 1 << 4 };
 	static const uint8_t trunc[2] = { 1, 2 | 1 << 4 };
 	static const uint8_t one_fd[2] = { 0, 1 };
 	static const uint8_t dgram[2] = { 0, 2 | 2 << 2 | 1 << 4 };
@@ -73,6 +76,8 @@ hub_seeds(void)
 
 	good_hub(&m);
 	put("hubmsg", "good", ok, 2, &m, sizeof(m));
+	put("hubmsg", "good-leases", leases, 2, &m, sizeof(m));
+	put("hubmsg", "forged-leases", forged, 2, &m, sizeof(m));
 	put("hubmsg", "truncated", trunc, 2, &m, sizeof(m));
 	put("hubmsg", "one-fd", one_fd, 2, &m, sizeof(m));
 	put("hubmsg", "dgram-fd", dgram, 2, &m, sizeof(m));
