@@ -20,11 +20,20 @@ static FILE *devnull;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+static char dir[PATH_MAX];
+
+static void
+remove_dir(void)
+{
+	unlink(main_path);
+	unlink(inc_path);
+	rmdir(dir);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = getenv("TMPDIR");
-	static char dir[PATH_MAX];
 
 	(void)argc;
 	(void)argv;
@@ -36,6 +45,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	snprintf(main_path, sizeof(main_path), "%s/socks5d.conf", dir);
 	snprintf(inc_path, sizeof(inc_path), "%s/inc.conf", dir);
+	atexit(remove_dir);
 	return 0;
 }
 
