@@ -54,9 +54,11 @@ HUBS = 2
 HELPERS = 2
 AUTH_TIMEOUT = 3
 RSS_MARGIN_KIB = 1024  # the master's RSS may end this much above its start
-# ... or this much under AddressSanitizer, whose quarantine keeps freed
-# memory (a leak there is LeakSanitizer's to find, at exit).
+# ... or this much under AddressSanitizer, whose quarantine (made small
+# here), stack depot and shadow memory grow with use (a leak there is
+# LeakSanitizer's to find, at exit).
 RSS_MARGIN_ASAN_KIB = 16384
+ASAN_QUARANTINE = ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
 SETTLE_S = 60          # deadline for the daemon to come back to rest
 SESSION_IO_S = 15      # per-operation deadline inside a session
 KINDS = (("connect", 30), ("auth", 20), ("parked", 20), ("udp", 15), ("bind", 15))
@@ -201,10 +203,14 @@ class Soak:
         # cache_ttl 0: every login runs the PAM stack, where kills hit.
         extra = (f"auth = {{ helpers = {HELPERS}; timeout = {AUTH_TIMEOUT}; "
                  "cache_ttl = 0; };\n")
+        env = self.pam.env()
+        if pamtest.daemon_has_asan(H.DAEMON):
+            # A small quarantine, so that the master's RSS says something.
+            env["ASAN_OPTIONS"] = H.SANITIZER_ENV["ASAN_OPTIONS"] + ASAN_QUARANTINE
         self.d = H.Daemon(
             workers=dict(min_spare=MIN_SPARE, max_spare=MIN_SPARE, max=48,
                          max_sessions=100000),
-            relay_extra=dict(park_after=1, hubs=HUBS), env=self.pam.env(), extra=extra,
+            relay_extra=dict(park_after=1, hubs=HUBS), env=env, extra=extra,
             extra_listeners=[dict(address="127.0.0.1", port=self.auth_port,
                                   methods=["username"])]).start()
         self.listen_ports = {self.d.port, self.auth_port}
@@ -671,8 +677,9 @@ class Soak:
         parts = []
         for kind, _ in KINDS:
             ss = [s for s in self.sessions if s.kind == kind]
-            parts.append(f"{kind} {len(ss)} (ok {sum(s.ok for s in ss)}, "
-                         f"hit {sum(s.port in self.hit for s in ss)})")
+            hit = [s for s in ss if s.port in self.hit]
+            parts.append(f"{kind} {len(ss)} (ok {sum(s.ok for s in ss)}, hit {len(hit)} "
+                         f"of which failed {sum(not s.ok for s in hit)})")
         log(f"# sessions: {len(self.sessions)}: " + ", ".join(parts))
         parked = sum(s.parked for s in self.sessions)
         log(f"# parked sessions seen in a hub: {parked}")
