@@ -693,6 +693,17 @@ class Soak:
         log(f"# reloads: {self.reloads} sent (+1 warm-up), {logged} logged")
         total = sum(s.bytes for s in self.sessions if s.ok)
         log(f"# bytes verified: {total} ({total / (1 << 20):.1f} MiB)")
+        known = re.compile(r"\b(session|session-update) sid=|-exit pid=\d+ generation=\d+ "
+                           r"status=signal:9|\breload generation=|\bauth-fail sid=.* "
+                           r"reason=helper|\bstart version=|^PWRAP_")
+        other = {}
+        for line in self.d.text().splitlines():
+            if not known.search(line):
+                key = re.sub(r"\d+", "N", line)
+                other[key] = other.get(key, 0) + 1
+        log(f"# other log lines: {sum(other.values())}")
+        for key, n in sorted(other.items(), key=lambda kv: -kv[1])[:10]:
+            log(f"#   {n:5d} {key[:200]}")
         log(f"# master: fds {base['fds']} -> {self.after['fds']}, rss {base['rss']} -> "
             f"{self.after['rss']} KiB, children {base['children']} -> {self.after['children']}")
 
