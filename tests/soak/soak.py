@@ -174,6 +174,7 @@ class Session:
         self.dgrams = None
         self.parked = False    # seen held by a hub
         self.auth_refused = False
+        self.user = None       # who logged in (auth sessions)
 
 
 class Soak:
