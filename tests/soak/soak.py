@@ -464,7 +464,7 @@ class Soak:
 
     def faults(self, seed):
         rng = random.Random(seed)
-        next_kill = time.monotonic() + rng.uniform(0.3, 1.2)
+        next_kill = time.monotonic() + rng.uniform(0.4, 1.6) * self.args.kill_every
         next_reload = time.monotonic() + rng.uniform(2, 4)
         for _ in range(100000):
             if self.stop.wait(0.05):
@@ -475,7 +475,7 @@ class Soak:
                     self.kill_one(rng)
                 except Exception as e:  # reported by verify_kills
                     self.fault_errors.append(f"killer: {type(e).__name__}: {e}")
-                next_kill = now + rng.uniform(0.3, 1.2)
+                next_kill = now + rng.uniform(0.4, 1.6) * self.args.kill_every
             if now >= next_reload:
                 # Each generation relays by splice or by copy, at random.
                 self.d.write_config(relay=rng.choice(("splice", "copy")))
@@ -674,6 +674,7 @@ class Soak:
 
     def figures(self, base):
         log(f"# seed={self.args.seed} seconds={self.args.seconds} clients={self.args.clients}"
+            f" kill_every={self.args.kill_every}"
             f" daemon={H.DAEMON}")
         parts = []
         for kind, _ in KINDS:
@@ -716,6 +717,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--kill-every", type=float, default=0.75,
+                    help="mean seconds between kills (each 0.4 to 1.6 times it)")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = int.from_bytes(os.urandom(4), "big")
