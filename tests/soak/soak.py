@@ -735,6 +735,7 @@ def main():
         log("0 passed, 1 failed")
         return 1
     s = Soak(args)
+    t0 = time.monotonic()
     try:
         s.start()
         bad = s.warm_up()
@@ -758,6 +759,7 @@ def main():
             if getattr(s, x, None):
                 getattr(s, x).close()
     passed = sum(ok for _, ok in s.results)
+    log(f"# soak: {time.monotonic() - t0:.1f}s")
     if passed != len(s.results) and getattr(s, "d", None):
         path = os.path.join(tempfile.gettempdir(), f"socks5d-soak-{args.seed}.log")
         with open(path, "w") as f:
