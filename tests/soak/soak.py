@@ -457,6 +457,9 @@ class Soak:
             raise
         if state in "ZX":
             return  # it had exited by itself: not a kill (and maybe not ours now)
+        if (H.proc_stat(pid) or (0, 0))[1] != self.d.pid:
+            os.kill(pid, signal.SIGCONT)  # a reused pid (never seen): not ours
+            return
         held = client_ports_held(pid, self.listen_ports)
         os.kill(pid, signal.SIGKILL)
         with self.lock:
