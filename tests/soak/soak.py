@@ -34,6 +34,7 @@ import hashlib
 import os
 import random
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -353,15 +354,28 @@ class Soak:
             u.bind(("127.0.0.1", 0))
             u.settimeout(SESSION_IO_S)
             self.moving.add(sess.port)
+            think = rng.uniform(0, 0.03)  # an interactive client's pauses
+            done = 0
             for i in range(count):
+                if think and self.stop.wait(think) and i > 5:
+                    break
                 payload = os.urandom(rng.randrange(1, 8000))
                 sent.update(payload)
                 u.sendto(header + payload, relay)
+                # The association ends with its control connection: a
+                # killed worker is seen there, not as a missing datagram.
+                ready = select.select([u, s], [], [], SESSION_IO_S)[0]
+                if s in ready:
+                    raise AssertionError(f"control connection closed after {i} datagrams: "
+                                         f"{s.recv(64)!r}")
+                if u not in ready:
+                    raise AssertionError(f"no reply to datagram {i}")
                 data, src = u.recvfrom(70000)
                 if src[:2] != relay or data[:len(header)] != header:
                     raise AssertionError(f"datagram {i} from {src} header {data[:10].hex()}")
                 back.update(data[len(header):])
                 sess.bytes += 2 * len(payload)
+                done = i + 1
             self.moving.discard(sess.port)
             if sent.digest() != back.digest():
                 raise AssertionError("datagrams came back different")
@@ -369,7 +383,7 @@ class Soak:
             rest, how = H.read_until_closed(s, SESSION_IO_S)
             if rest or how != "eof":
                 raise AssertionError(f"end: {len(rest)} more bytes, {how}")
-        sess.dgrams = count
+        sess.dgrams = done
 
     def run_bind(self, sess, rng):
         s, first = self.open(sess, False, 2, "127.0.0.1", 0)
@@ -398,6 +412,7 @@ class Soak:
             sess.ok = True
         except Exception as e:  # every way a session can end is recorded
             sess.error = f"{type(e).__name__}: {e}"[:300]
+        self.moving.discard(sess.port)
         sess.t1 = time.monotonic()
 
     def client(self, seed):
