@@ -165,6 +165,8 @@ class NoFile(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"nofile-short role=hub need=\d+ have=64 hard=64")
         self.assertRegex(r.stdout, r"reload generation=2")
+        # The reply can come before the log file has the line.
+        d.wait_log(r"nofile-short role=hub", mark, 10)
         self.assertEqual(count(d, r"nofile-short"), 1, d.text(mark))
 
     def test_accept_failures_logged_once(self):
