@@ -86,11 +86,13 @@ authd_worker_waits(int fd)
 	return poll(&pfd, 1, 0) == 1 && !(pfd.revents & (POLLHUP | POLLERR));
 }
 
+/* The reply goes back on the reply socket with the socket itself, which
+ * the worker keeps for its next login. */
 static void
 authd_answer(int fd, const struct auth_reply *rep)
 {
 	/* The worker may have given up (auth.timeout): never wait. */
-	if (send(fd, rep, sizeof(*rep), MSG_DONTWAIT | MSG_NOSIGNAL) == -1 &&
+	if (fdpass_send(fd, rep, sizeof(*rep), &fd, 1, MSG_DONTWAIT) == -1 &&
 	    errno != EPIPE && errno != ECONNRESET)
 		log_warn("auth-helper: reply");
 }
