@@ -406,6 +406,50 @@ class Cache(AuthBase):
         s.close()
         self.assertEqual(st, b"\x01\x00")
 
+    def status(self, d, user, pw):
+        s, st = self.login(d, user, pw)
+        s.close()
+        return st
+
+    def test_every_change_of_the_file_stops_matching(self):
+        # The helpers learn of changes from inotify: a file replaced by
+        # rename is a new inode, watched afresh, so the second and third
+        # changes count as much as the first; and a file rewritten in place.
+        passdb = os.path.join(self.tmp, "passdb")
+        d = self.start(auth="cache_ttl = 60; cache_watch = [ \"%s\" ];" % passdb)
+        old = "wonderland"
+        for new in ("second", "third"):
+            self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+            self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+            self.pam.write_users(dict(USERS, alice=(new, pamtest.SERVICE)))
+            self.assertEqual(self.status(d, "alice", old), b"\x01\x01",
+                             f"{old!r} still worked from the cache")
+            old = new
+        self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+        runs = self.pam.pam_runs()
+        self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+        self.assertEqual(self.pam.pam_runs(), runs, "not taken from the cache")
+        with open(passdb, "r+") as f:
+            text = f.read().replace(f"alice:{old}:", "alice:fourth:")
+            f.seek(0)
+            f.write(text)
+            f.truncate()
+        self.assertEqual(self.status(d, "alice", old), b"\x01\x01",
+                         "the file rewritten in place went unnoticed")
+        self.assertEqual(self.status(d, "alice", "fourth"), b"\x01\x00")
+
+    def test_watched_file_that_appears_later(self):
+        # A watched file missing at start is watched through its directory.
+        extra = os.path.join(self.tmp, "appears-later")
+        d = self.start(auth="cache_ttl = 60; cache_watch = [ \"%s\", \"%s\" ];"
+                       % (os.path.join(self.tmp, "passdb"), extra))
+        self.logins(d, 2)
+        runs = self.pam.pam_runs()
+        with open(extra, "w") as f:
+            f.write("x\n")
+        self.logins(d, 1)
+        self.assertEqual(self.pam.pam_runs(), runs + 1, "the new file did not count")
+
     def test_entries_expire(self):
         d = self.start(auth="cache_ttl = 1; cache_watch = [ \"%s\" ];" % os.path.join(self.tmp, "passdb"))
         self.logins(d, 1)
