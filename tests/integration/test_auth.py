@@ -289,6 +289,31 @@ class Helpers(AuthBase):
         s.close()
         self.assertEqual(st, b"\x01\x00")
 
+    def test_one_worker_after_a_timeout(self):
+        # A worker keeps its reply socket pair from one login to the next;
+        # after a timeout (the stuck helper holds the pair's other end) it
+        # makes a new one, and keeps no more descriptors than before.
+        d = self.start(hang_user="sleepy", workers=dict(min_spare=1, max_spare=1, max=1))
+        for _ in range(2):
+            s, st = self.login(d, "alice", "wonderland")
+            s.close()
+            self.assertEqual(st, b"\x01\x00")
+        worker = wait_until(lambda: d.workers_pids(), 10, "the worker")[0]
+        fds = len(os.listdir(f"/proc/{worker}/fd"))
+        mark = d.mark()
+        s, st = self.login(d, "sleepy", "zzz")
+        s.close()
+        self.assertEqual(st, b"\x01\x01")
+        d.wait_log(r"auth-fail sid=\d+ client=\S+ user=sleepy reason=timeout", mark)
+        for _ in range(3):
+            s, st = self.login(d, "alice", "wonderland")
+            s.close()
+            self.assertEqual(st, b"\x01\x00")
+        self.assertEqual(d.workers_pids(), [worker], "the same worker")
+        wait_until(lambda: len(os.listdir(f"/proc/{worker}/fd")) == fds, 5,
+                   f"the worker back at {fds} descriptors")
+        d.wait_log(r"auth-helper-stuck pid=\d+", mark, 10)
+
     @unittest.skipUnless(IS_ROOT, "finding the helper needs its /proc entries")
     def test_helper_killed_mid_request(self):
         d = self.start(hang_user="sleepy")
