@@ -299,6 +299,7 @@ class Helpers(AuthBase):
             s.close()
             self.assertEqual(st, b"\x01\x00")
         worker = wait_until(lambda: d.workers_pids(), 10, "the worker")[0]
+        # (It may still hold the last client's socket: at most this many.)
         fds = len(os.listdir(f"/proc/{worker}/fd"))
         mark = d.mark()
         s, st = self.login(d, "sleepy", "zzz")
@@ -310,8 +311,8 @@ class Helpers(AuthBase):
             s.close()
             self.assertEqual(st, b"\x01\x00")
         self.assertEqual(d.workers_pids(), [worker], "the same worker")
-        wait_until(lambda: len(os.listdir(f"/proc/{worker}/fd")) == fds, 5,
-                   f"the worker back at {fds} descriptors")
+        wait_until(lambda: len(os.listdir(f"/proc/{worker}/fd")) <= fds, 5,
+                   f"the worker back at {fds} descriptors or fewer")
         d.wait_log(r"auth-helper-stuck pid=\d+", mark, 10)
 
     @unittest.skipUnless(IS_ROOT, "finding the helper needs its /proc entries")
