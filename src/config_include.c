@@ -169,7 +169,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 	}
 	if (why == NULL && walk_seen(w, &st))
 		return;		/* checked already */
-	if (why == NULL && (f = fopen(path, "r")) == NULL)
+	if (why == NULL && (f = fopen(path, "re")) == NULL)
 		why = strerror(errno);
 	if (why != NULL) {
 		if (from != NULL)

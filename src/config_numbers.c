@@ -158,7 +158,7 @@ file_lex(struct number_file *f, const char *s, const char *end)
 static char *
 file_read(const char *path, size_t *len)
 {
-	FILE *fp = fopen(path, "r");
+	FILE *fp = fopen(path, "re");
 	struct stat st;
 	char *buf = NULL;
 
