@@ -404,7 +404,7 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	session_setup(&s, w, fd, peer, li);
 	v = rules_match_client(&w->conf->clients,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
-	    .listener = li });
+	    .listener = (int)li });
 	s.methods = v.methods;
 	/* A client rule with log = false quiets the sessions it lets in too. */
 	if (v.quiet || !v.pass)
