@@ -193,6 +193,8 @@ bind_ports(const struct config *conf)
 	if (!read_done) {
 		read_done = true;
 		if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) != NULL) {
+			/* The kernel's numbers, range-checked here. */
+			/* NOLINTNEXTLINE(cert-err34-c) */
 			if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo >= 1 &&
 			    lo <= hi && hi <= 65535) {
 				ephemeral.lo = (uint16_t)lo;
@@ -217,6 +219,9 @@ bind_listen(const struct config *conf, const struct sockaddr_storage *addr,
 	 * listen fails. Another worker's BIND can win that race: try again. */
 	for (int attempt = 0; attempt < BIND_LISTEN_TRIES && err == EADDRINUSE;
 	    attempt++) {
+		/* The analyzer takes bind_local_addr's getsockname failing
+		 * with errno 0 for a success that leaves addr unset. */
+		/* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
 		fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (fd == -1)

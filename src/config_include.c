@@ -118,6 +118,8 @@ walk_fail(struct include_walk *w, int first, const char *path,
 static void walk_file(struct include_walk *w, const char *path,
     const char *from, int line);
 
+/* NOLINTBEGIN(misc-no-recursion): walk_file refuses to go deeper than
+ * CONFIG_MAX_INCLUDE_DEPTH. */
 /* Follows each @include of the open file f (path, on top of the stack). */
 static void
 walk_lines(struct include_walk *w, FILE *f, const char *path)
@@ -135,6 +137,8 @@ walk_lines(struct include_walk *w, FILE *f, const char *path)
 		if (!whole || (name = include_name(buf)) == NULL)
 			continue;
 		include_path(w->dir, name, inc, sizeof(inc));
+		/* inc, named in path at line n. */
+		/* NOLINTNEXTLINE(readability-suspicious-call-argument) */
 		walk_file(w, inc, path, n);
 	}
 }
@@ -189,6 +193,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 	w->depth--;
 	fclose(f);
 }
+/* NOLINTEND(misc-no-recursion) */
 
 bool
 config_include_check(struct parse *p)
