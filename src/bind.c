@@ -219,9 +219,6 @@ bind_listen(const struct config *conf, const struct sockaddr_storage *addr,
 	 * listen fails. Another worker's BIND can win that race: try again. */
 	for (int attempt = 0; attempt < BIND_LISTEN_TRIES && err == EADDRINUSE;
 	    attempt++) {
-		/* The analyzer takes bind_local_addr's getsockname failing
-		 * with errno 0 for a success that leaves addr unset. */
-		/* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage) */
 		fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (fd == -1)
@@ -388,7 +385,9 @@ bind_wait_failed(struct cmd_ctx *c, enum bind_wait ev)
 static int
 bind_announce(struct cmd_ctx *c, const struct bind_want *w, int *lfd)
 {
-	struct sockaddr_storage addr;
+	/* Zeroed: the analyzers do not know that a failing getsockname sets
+	 * errno, so they see bind_local_addr succeed without setting addr. */
+	struct sockaddr_storage addr = { 0 };
 	socklen_t len = sizeof(addr);
 	int err;
 
