@@ -349,8 +349,8 @@ log_start(void)
 	char one[ADDR_STRLEN];
 	const struct config *c = generation_current()->conf;
 
-	/* NOLINTBEGIN(clang-analyzer-security.insecureAPI.strcpy): list has room for every listener and a comma
-	 * after each. */
+	/* NOLINTBEGIN(clang-analyzer-security.insecureAPI.strcpy): list has
+	 * room for every listener and a comma after each. */
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		addr_format((const struct sockaddr *)&c->listeners[i].addr, one,
 		    sizeof(one));
