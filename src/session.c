@@ -101,7 +101,7 @@ session_fill(struct session *s)
 		/* The client reads our answer before it sends more: wait
 		 * first instead of a read that would say EAGAIN. */
 		ready = 1;
-		/* cppcheck-suppress redundantAssignment ; read when not awaited */
+		/* cppcheck-suppress redundantAssignment ; kept if no reply */
 		if (s->await_reply && (ready = io_wait(s->cmd.fd, POLLIN,
 		    until)) == 0)
 			errno = ETIMEDOUT;
