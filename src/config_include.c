@@ -119,6 +119,8 @@ walk_fail(struct include_walk *w, int first, const char *path,
 static void walk_file(struct include_walk *w, const char *path,
     const char *from, int line);
 
+/* NOLINTBEGIN(misc-no-recursion): walk_file refuses to go deeper than
+ * CONFIG_MAX_INCLUDE_DEPTH. */
 /* Follows each @include of the open file f (path, on top of the stack). */
 static void
 walk_lines(struct include_walk *w, FILE *f, const char *path)
@@ -136,6 +138,8 @@ walk_lines(struct include_walk *w, FILE *f, const char *path)
 		if (!whole || (name = include_name(buf)) == NULL)
 			continue;
 		include_path(w->dir, name, inc, sizeof(inc));
+		/* inc, named in path at line n. */
+		/* NOLINTNEXTLINE(readability-suspicious-call-argument) */
 		walk_file(w, inc, path, n);
 	}
 }
@@ -239,7 +243,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 	}
 	if (why == NULL && walk_seen(w, &st))
 		return;		/* checked already */
-	if (why == NULL && (f = fopen(path, "r")) == NULL)
+	if (why == NULL && (f = fopen(path, "re")) == NULL)
 		why = strerror(errno);
 	if (why != NULL) {
 		if (from != NULL)
@@ -259,6 +263,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 	w->depth--;
 	fclose(f);
 }
+/* NOLINTEND(misc-no-recursion) */
 
 bool
 config_include_check(struct parse *p)

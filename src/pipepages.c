@@ -34,6 +34,8 @@ read_soft(void)
 
 	if (f == NULL)
 		return -1;
+	/* The kernel's number. */
+	/* NOLINTNEXTLINE(cert-err34-c) */
 	if (fscanf(f, "%ld", &v) != 1)
 		v = -1;
 	fclose(f);

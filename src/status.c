@@ -43,7 +43,7 @@ status_clean(char *out, const char *in, size_t cap)
 	size_t n = 0;
 
 	for (; n < cap && in[n] != '\0'; n++)
-		out[n] = (in[n] > 0x20 && in[n] < 0x7f) ? in[n] : '?';
+		out[n] = (char)(in[n] > 0x20 && in[n] < 0x7f ? in[n] : '?');
 	out[n] = '\0';
 	return n > 0 ? out : "-";
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -171,7 +172,10 @@ worker_accept_failed(int err)
 	    ACCEPT_BACKOFF_MIN_US : accept_fail.backoff_us * 2;
 	if (accept_fail.backoff_us > ACCEPT_BACKOFF_MAX_US)
 		accept_fail.backoff_us = ACCEPT_BACKOFF_MAX_US;
-	usleep(accept_fail.backoff_us);
+	/* Not usleep: POSIX lets it refuse a second (1000000 us). */
+	nanosleep(&(struct timespec){
+	    .tv_sec = accept_fail.backoff_us / 1000000,
+	    .tv_nsec = (long)(accept_fail.backoff_us % 1000000) * 1000 }, NULL);
 }
 
 /* One non-blocking accept on listener li: the socket, or -1 (errno). An
