@@ -1,11 +1,14 @@
 /* authcache.c: the credential cache the auth helpers share. */
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "authcache.h"
 #include "io.h"
@@ -84,7 +87,7 @@ authcache_destroy(struct auth_cache *c)
 
 /* What the watched files look like now: a missing file counts too. */
 static uint64_t
-watch_stamp(const struct auth_cache *c)
+stat_stamp(const struct auth_cache *c)
 {
 	struct {
 		uint64_t dev, ino, size;
@@ -105,6 +108,84 @@ watch_stamp(const struct auth_cache *c)
 		f[i].ctime_ns = st.st_ctim.tv_nsec;
 	}
 	return siphash24(c->key, f, sizeof(f));
+}
+
+/* This helper's own view of the watched files (not shared: each helper
+ * has its own inotify instance, made at its first lookup): the stamp is
+ * taken again only after inotify reported a change to a watched file or
+ * to the directory it is in, instead of three stat(2) per login. The
+ * event is queued before the call that changed the file returns, so a
+ * login that starts after a password change sees it. Without inotify
+ * (no instance left), every lookup takes the stamp. */
+static struct {
+	int fd;			/* -1: not made yet, or none */
+	bool tried, valid;
+	uint64_t stamp;
+} watch = { .fd = -1 };
+
+#define WATCH_FILE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | \
+	IN_MOVE_SELF | IN_DELETE_SELF)
+#define WATCH_DIR_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
+
+/* (Re)arms the watches: a file replaced by rename(2) is a new inode. A
+ * missing file is watched through its directory; a directory that cannot
+ * be watched leaves inotify off. */
+static bool
+watch_arm(const struct auth_cache *c)
+{
+	for (size_t i = 0; i < c->nwatch; i++) {
+		char dir[sizeof(c->watch[i])];
+
+		memcpy(dir, c->watch[i], sizeof(dir));
+		if (inotify_add_watch(watch.fd, dirname(dir), WATCH_DIR_EVENTS) == -1)
+			return false;
+		if (inotify_add_watch(watch.fd, c->watch[i], WATCH_FILE_EVENTS) == -1 &&
+		    errno != ENOENT)
+			return false;
+	}
+	return true;
+}
+
+/* Whether inotify reported anything since the last call (all read). */
+static bool
+watch_changed(void)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool changed = false;
+
+	for (int i = 0; i < 64 && read(watch.fd, buf, sizeof(buf)) > 0; i++)
+		changed = true;
+	return changed;
+}
+
+static void
+watch_off(void)
+{
+	if (watch.fd != -1)
+		close(watch.fd);
+	watch.fd = -1;
+}
+
+static uint64_t
+watch_stamp(const struct auth_cache *c)
+{
+	if (!watch.tried) {
+		watch.tried = true;
+		watch.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (watch.fd != -1 && !watch_arm(c))
+			watch_off();
+	}
+	if (watch.fd == -1)
+		return stat_stamp(c);
+	if (watch_changed() || !watch.valid) {
+		if (!watch_arm(c)) {
+			watch_off();
+			return stat_stamp(c);
+		}
+		watch.stamp = stat_stamp(c);
+		watch.valid = true;
+	}
+	return watch.stamp;
 }
 
 static void

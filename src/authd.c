@@ -86,28 +86,36 @@ authd_worker_waits(int fd)
 	return poll(&pfd, 1, 0) == 1 && !(pfd.revents & (POLLHUP | POLLERR));
 }
 
+/* The reply goes back on the reply socket with the socket itself, which
+ * the worker keeps for its next login. */
 static void
 authd_answer(int fd, const struct auth_reply *rep)
 {
 	/* The worker may have given up (auth.timeout): never wait. */
-	if (send(fd, rep, sizeof(*rep), MSG_DONTWAIT | MSG_NOSIGNAL) == -1 &&
+	if (fdpass_send(fd, rep, sizeof(*rep), &fd, 1, MSG_DONTWAIT) == -1 &&
 	    errno != EPIPE && errno != ECONNRESET)
 		log_warn("auth-helper: reply");
 }
 
 /* The answer: from the cache when it holds these credentials as good,
- * else from PAM (and a good one goes into the cache). */
-static void
-authd_check(const struct authd *a, const struct auth_request *req,
+ * else from PAM (and a good one goes into the cache). False when the
+ * worker on fd gave up before PAM's turn: no attempt, no answer. */
+static bool
+authd_check(const struct authd *a, const struct auth_request *req, int fd,
     struct auth_reply *rep)
 {
 	if (a->cache != NULL && authcache_lookup(a->cache, req, rep))
-		return;
+		return true;
+	if (!authd_worker_waits(fd)) {
+		log_debug("auth-helper: the worker gave up before its turn");
+		return false;
+	}
 	atomic_store(&a->slot->busy_since, io_now_ms());
 	authpam_check(a->service, req, rep);
 	atomic_store(&a->slot->busy_since, 0);
 	if (a->cache != NULL && rep->result == AUTH_OK)
 		authcache_store(a->cache, req, rep, a->cache_ttl);
+	return true;
 }
 
 /* Serves one request: 0, or -1 when the channel is gone. */
@@ -127,17 +135,15 @@ authd_serve(const struct authd *a)
 	if (n == 0 && nfds == 0)
 		return -1;	/* the master shut the channel */
 	why = authd_vet(a, &req, n, flags, nfds, nfds > 0 ? fds[0] : -1, &pid);
-	if (why == NULL && !authd_worker_waits(fds[0])) {
-		log_debug("auth-helper: the worker gave up before its turn");
-	} else if (why != NULL) {
+	if (why != NULL) {
 		log_warnx("auth-helper-bad-request pid=%ld reason=\"%s\": "
 		    "its channel closed", (long)pid, why);
 	} else {
 		memset(&rep, 0, sizeof(rep));
 		rep.magic = AUTH_MAGIC;
 		rep.version = AUTH_VERSION;
-		authd_check(a, &req, &rep);
-		authd_answer(fds[0], &rep);
+		if (authd_check(a, &req, fds[0], &rep))
+			authd_answer(fds[0], &rep);
 	}
 	explicit_bzero(&req, sizeof(req));
 	for (int i = 0; i < nfds; i++)

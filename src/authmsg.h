@@ -1,8 +1,9 @@
 /* authmsg.h: the worker-to-auth-helper protocol: one verb, authenticate.
  * A worker sends one fixed-size request on the helpers' shared channel
- * with one fd by SCM_RIGHTS: its end of a socket pair made for this
- * request, on which the helper sends the one fixed-size reply. The peer
- * credentials of that socket name the worker. */
+ * with one fd by SCM_RIGHTS: the helper's end of the worker's reply socket
+ * pair, on which the helper sends the one fixed-size reply with that same
+ * fd back (the worker keeps the pair from one login to the next). The
+ * peer credentials of that socket name the worker. */
 #ifndef SOCKS5D_AUTHMSG_H
 #define SOCKS5D_AUTHMSG_H
 

@@ -193,6 +193,8 @@ bind_ports(const struct config *conf)
 	if (!read_done) {
 		read_done = true;
 		if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) != NULL) {
+			/* The kernel's numbers, range-checked here. */
+			/* NOLINTNEXTLINE(cert-err34-c) */
 			if (fscanf(f, "%u %u", &lo, &hi) == 2 && lo >= 1 &&
 			    lo <= hi && hi <= 65535) {
 				ephemeral.lo = (uint16_t)lo;
@@ -383,7 +385,9 @@ bind_wait_failed(struct cmd_ctx *c, enum bind_wait ev)
 static int
 bind_announce(struct cmd_ctx *c, const struct bind_want *w, int *lfd)
 {
-	struct sockaddr_storage addr;
+	/* Zeroed: the analyzers do not know that a failing getsockname sets
+	 * errno, so they see bind_local_addr succeed without setting addr. */
+	struct sockaddr_storage addr = { 0 };
 	socklen_t len = sizeof(addr);
 	int err;
 

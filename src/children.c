@@ -1,11 +1,15 @@
 /* children.c: forking a child of any role from its table row, and reaping. */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "children.h"
+#include "io.h"
 #include "limits_shm.h"
 #include "log.h"
 #include "priv.h"
@@ -169,6 +173,45 @@ children_detach(const struct role *r, const struct generation *own, int keep)
 	children_detach_registered(r);
 }
 
+/* fork failing (EAGAIN under RLIMIT_NPROC or the pid limit, ENOMEM): one
+ * line per FORK_LOG_MS with the failures since the last one, and one when
+ * a fork works again; the callers retry with their own backoff. */
+#define FORK_LOG_MS 10000
+
+static struct {
+	int64_t last_log;
+	unsigned long failures, unlogged;
+} fork_fail;
+
+static void
+children_fork_failed(const struct role *r, int err)
+{
+	int64_t now = io_now_ms();
+
+	fork_fail.failures++;
+	if (fork_fail.last_log != 0 && now - fork_fail.last_log < FORK_LOG_MS) {
+		fork_fail.unlogged++;
+		return;
+	}
+	log_warnx("fork-failed role=%s error=\"%s\" failures=%lu not-logged=%lu: "
+	    "serving with the %zu workers running, retrying with backoff",
+	    r->name, strerror(err), fork_fail.failures, fork_fail.unlogged,
+	    children_count(ROLE_WORKER));
+	fork_fail.last_log = now;
+	fork_fail.unlogged = 0;
+}
+
+static void
+children_fork_worked(const struct role *r)
+{
+	if (fork_fail.failures == 0)
+		return;
+	log_info("fork-recovered role=%s failures=%lu", r->name,
+	    fork_fail.failures);
+	fork_fail.failures = fork_fail.unlogged = 0;
+	fork_fail.last_log = 0;
+}
+
 pid_t
 children_spawn(enum child_role role, struct generation *g, int slot)
 {
@@ -177,7 +220,7 @@ children_spawn(enum child_role role, struct generation *g, int slot)
 
 	pid = fork();
 	if (pid == -1) {
-		log_warn("fork %s", r->name);
+		children_fork_failed(r, errno);
 		return -1;
 	}
 	if (pid == 0) {
@@ -194,8 +237,22 @@ children_spawn(enum child_role role, struct generation *g, int slot)
 		r->enter(&cs);
 		fatalx("%s: its main returned", r->name);
 	}
+	children_fork_worked(r);
 	children_add(pid, g, slot, role);
 	return pid;
+}
+
+/* The signal's name and, for SIGSYS (the kernel's answer to a system
+ * call the seccomp filter forbids), why: " signal=SIGSYS reason=seccomp".
+ * Which call it was is not known to the master. */
+static void
+children_signal_text(int sig, char *buf, size_t len)
+{
+	const char *name = sigabbrev_np(sig);
+
+	snprintf(buf, len, " signal=%s%s%s", name != NULL ? "SIG" : "",
+	    name != NULL ? name : "unknown",
+	    sig == SIGSYS ? " reason=seccomp" : "");
 }
 
 /* One line per exit, the same for every role: abnormal ones at warning
@@ -205,12 +262,14 @@ children_log_exit(const struct role *r, const struct child *c, int status,
     const char *state)
 {
 	const char *lost = r->lost != NULL ? r->lost : "";
+	char sig[64];
 
-	if (WIFSIGNALED(status))
-		log_warnx("%s-exit pid=%ld generation=%u status=signal:%d%s%s",
-		    r->name, (long)c->pid, c->gen->id, WTERMSIG(status),
+	if (WIFSIGNALED(status)) {
+		children_signal_text(WTERMSIG(status), sig, sizeof(sig));
+		log_warnx("%s-exit pid=%ld generation=%u status=signal:%d%s%s%s",
+		    r->name, (long)c->pid, c->gen->id, WTERMSIG(status), sig,
 		    state != NULL ? state : "", lost);
-	else if (WEXITSTATUS(status) != 0)
+	} else if (WEXITSTATUS(status) != 0)
 		log_warnx("%s-exit pid=%ld generation=%u status=exit:%d%s",
 		    r->name, (long)c->pid, c->gen->id, WEXITSTATUS(status),
 		    lost);

@@ -11,6 +11,7 @@
 
 #include "config_parse.h"
 #include "log.h"
+#include "sandbox.h"
 
 const char *
 parse_source_file(const struct parse *p, const config_setting_t *s, char *buf,
@@ -446,10 +447,29 @@ set_defaults(struct config *c)
 	if (c->auth.helpers < 1 || c->auth.helpers > 64)
 		c->auth.helpers = c->auth.helpers < 1 ? 1 : 64;
 	c->auth.timeout = 10;
+	c->sandbox = sandbox_available();
 	c->auth.cache_ttl = 0;
 	default_cache_watch(c);
 	if ((c->control_socket = strdup(config_control_default())) == NULL)
 		fatal("strdup");
+}
+
+/* sandbox = true | false: the seccomp filter of workers and hubs. */
+static void
+parse_sandbox(struct parse *p, const config_setting_t *root)
+{
+	config_setting_t *s = config_setting_get_member(root, "sandbox");
+
+	if (s == NULL)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		perr(p, s, "sandbox must be true or false");
+		return;
+	}
+	p->conf->sandbox = config_setting_get_bool(s);
+	if (p->conf->sandbox && !sandbox_available())
+		pwarn(p, s, "sandbox: no seccomp filter here (built "
+		    "--without-libseccomp, or no seccomp in the kernel)");
 }
 
 static void
@@ -457,12 +477,13 @@ parse_root(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "user", "workers", "timeouts",
 	    "log", "relay", "auth", "bind", "udp", "listeners", "external",
-	    "clients", "rules", "control", NULL };
+	    "clients", "rules", "control", "sandbox", NULL };
 	struct config *c = p->conf;
 	size_t before = p->d->nerrors;
 
 	parse_check_keys(p, root, "", known);
 	parse_user(p, root);
+	parse_sandbox(p, root);
 	parse_workers(p, root);
 	parse_timeouts(p, root);
 	parse_log(p, root);

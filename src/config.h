@@ -38,6 +38,7 @@ struct config {
 	char *user;
 	uid_t uid;
 	gid_t gid;
+	bool sandbox;		/* seccomp filter in workers and hubs */
 	struct {
 		int min_spare, max_spare, max, max_sessions;
 		int max_negotiating;	/* per client address; 0: no cap */
@@ -90,6 +91,10 @@ struct config {
  * suspicious) to d, sorted by file and line, each with the file and line
  * it is about. Returns the config if no error was added, else NULL. */
 struct config *config_load(const char *path, struct diag *d);
+/* true: config_load reads files and includes that others could change
+ * (owned by another user, writable by group or others, in such a
+ * directory); false (the default): each is an error at its @include. */
+void config_allow_unsafe_files(bool allow);
 void config_free(struct config *conf);
 /* control.socket's default path. */
 const char *config_control_default(void);

@@ -2,6 +2,7 @@
  * the socket's path for the client commands even in a file that no longer
  * loads (`socks5d reload` must report a broken file, not fail to find the
  * daemon). */
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -49,18 +50,30 @@ parse_control(struct parse *p, const config_setting_t *root)
 	p->conf->control_socket = copy;
 }
 
+/* The include tree is checked first, as config_load does: libconfig's
+ * scanner ends the process on an @include of a directory (and would wait
+ * on a FIFO). Relative includes are taken from the file's directory. */
 char *
 config_control_socket(const char *path)
 {
+	struct diag d = DIAG_INIT;
+	struct parse p = { path, NULL, &d, NULL, NULL };
 	const char *v = NULL;
+	char *dir = strdup(path), *out;
 	config_t cfg;
-	char *out;
 
+	if (dir == NULL)
+		fatal("strdup");
 	config_init(&cfg);
-	if (config_read_file(&cfg, path) == CONFIG_TRUE)
+	config_set_include_dir(&cfg, dirname(dir));
+	p.dir = config_get_include_dir(&cfg);
+	if (config_include_check(&p) &&
+	    config_read_file(&cfg, path) == CONFIG_TRUE)
 		(void)config_lookup_string(&cfg, "control.socket", &v);
 	out = strdup(v != NULL ? v : CONTROL_DEFAULT);
 	config_destroy(&cfg);
+	diag_free(&d);
+	free(dir);
 	if (out == NULL)
 		fatal("strdup");
 	return out;

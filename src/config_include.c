@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config_parse.h"
 #include "log.h"
@@ -118,6 +119,8 @@ walk_fail(struct include_walk *w, int first, const char *path,
 static void walk_file(struct include_walk *w, const char *path,
     const char *from, int line);
 
+/* NOLINTBEGIN(misc-no-recursion): walk_file refuses to go deeper than
+ * CONFIG_MAX_INCLUDE_DEPTH. */
 /* Follows each @include of the open file f (path, on top of the stack). */
 static void
 walk_lines(struct include_walk *w, FILE *f, const char *path)
@@ -135,19 +138,89 @@ walk_lines(struct include_walk *w, FILE *f, const char *path)
 		if (!whole || (name = include_name(buf)) == NULL)
 			continue;
 		include_path(w->dir, name, inc, sizeof(inc));
+		/* inc, named in path at line n. */
+		/* NOLINTNEXTLINE(readability-suspicious-call-argument) */
 		walk_file(w, inc, path, n);
 	}
 }
 
-/* Why path cannot be read (NULL if it can); fills st. */
+/* --allow-unsafe-config: files and directories others can write are
+ * read anyway. Set once from the command line; kept for every reload. */
+static bool allow_unsafe;
+
+void
+config_allow_unsafe_files(bool allow)
+{
+	allow_unsafe = allow;
+}
+
+/* Why what st describes could be changed by someone other than root and
+ * us (NULL if it cannot), after sshd's StrictModes: its owner is neither,
+ * or its group or others may write it; a directory with the sticky bit
+ * (/tmp) lets others write only their own entries, so it is safe. */
 static const char *
-file_problem(const char *path, struct stat *st)
+unsafe_owner_or_mode(const struct stat *st, char *buf, size_t len)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(buf, len, "owned by uid %u (neither root nor us)",
+		    (unsigned)st->st_uid);
+		return buf;
+	}
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) &&
+	    !(S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX))) {
+		snprintf(buf, len, "writable by %s (mode %04o)",
+		    st->st_mode & S_IWOTH ? "others" : "its group",
+		    (unsigned)(st->st_mode & 07777));
+		return buf;
+	}
+	return NULL;
+}
+
+/* Why the file st describes, reached by path, is unsafe to read as the
+ * configuration: the file itself, or any directory above it (resolved, up
+ * to /). NULL if it is safe or unsafe files are allowed. */
+static const char *
+unsafe_file(const char *path, const struct stat *st, char *buf, size_t len)
+{
+	char real[PATH_MAX], why[96];
+	struct stat dst;
+	char *slash;
+
+	if (allow_unsafe)
+		return NULL;
+	if (unsafe_owner_or_mode(st, why, sizeof(why)) != NULL) {
+		snprintf(buf, len, "unsafe file: %s (--allow-unsafe-config "
+		    "reads it anyway)", why);
+		return buf;
+	}
+	if (realpath(path, real) == NULL)
+		return strerror(errno);
+	while ((slash = strrchr(real, '/')) != NULL) {
+		slash[slash == real] = '\0';	/* "/a/b" -> "/a", "/a" -> "/" */
+		if (stat(real, &dst) == -1)
+			return strerror(errno);
+		if (unsafe_owner_or_mode(&dst, why, sizeof(why)) != NULL) {
+			snprintf(buf, len, "unsafe directory %s: %s "
+			    "(--allow-unsafe-config reads it anyway)", real,
+			    why);
+			return buf;
+		}
+		if (slash == real)
+			break;
+	}
+	return NULL;
+}
+
+/* Why path cannot be read (NULL if it can); fills st. buf holds the
+ * text of an unsafe file's reason. */
+static const char *
+file_problem(const char *path, struct stat *st, char *buf, size_t len)
 {
 	if (stat(path, st) == -1)
 		return strerror(errno);
 	if (!S_ISREG(st->st_mode))
 		return "not a regular file";
-	return NULL;
+	return unsafe_file(path, st, buf, len);
 }
 
 /* from/line say where path was named (NULL for the main file). */
@@ -155,7 +228,8 @@ static void
 walk_file(struct include_walk *w, const char *path, const char *from, int line)
 {
 	struct stat st;
-	const char *why = file_problem(path, &st);
+	char buf[PATH_MAX + 160];
+	const char *why = file_problem(path, &st, buf, sizeof(buf));
 	FILE *f = NULL;
 
 	for (int i = 0; why == NULL && i < w->depth; i++)
@@ -169,7 +243,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 	}
 	if (why == NULL && walk_seen(w, &st))
 		return;		/* checked already */
-	if (why == NULL && (f = fopen(path, "r")) == NULL)
+	if (why == NULL && (f = fopen(path, "re")) == NULL)
 		why = strerror(errno);
 	if (why != NULL) {
 		if (from != NULL)
@@ -189,6 +263,7 @@ walk_file(struct include_walk *w, const char *path, const char *from, int line)
 	w->depth--;
 	fclose(f);
 }
+/* NOLINTEND(misc-no-recursion) */
 
 bool
 config_include_check(struct parse *p)

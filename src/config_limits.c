@@ -37,6 +37,7 @@ id_add(struct id_hash *h, const void *data, size_t n)
 
 /* The setting as its values say it, whatever its layout: names, types,
  * values, in order. */
+/* NOLINTBEGIN(misc-no-recursion): at most 16 levels deep. */
 static void
 id_add_setting(struct id_hash *h, const config_setting_t *s, int depth)
 {
@@ -75,6 +76,7 @@ id_add_setting(struct id_hash *h, const config_setting_t *s, int depth)
 		break;
 	}
 }
+/* NOLINTEND(misc-no-recursion) */
 
 /* A named rule is its name; any other is its position in `rules` and
  * its text (so that editing a rule, or moving it, starts its counts

@@ -5,6 +5,36 @@
 #include "diag.h"
 #include "log.h"
 
+/* A record is one line wherever it goes (socks5d -t, the log), whatever
+ * the file holds: a control byte of a value echoed in a message (a raw
+ * newline in a string, libconfig's "\n") becomes \xHH. Frees s. */
+static char *
+diag_one_line(char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p;
+	size_t n = 0;
+	char *out, *o;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		n += *p < 0x20 || *p == 0x7f ? 4 : 1;
+	if ((out = o = malloc(n + 1)) == NULL)
+		fatal("diag");
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 0xf];
+		} else {
+			*o++ = (char)*p;
+		}
+	}
+	*o = '\0';
+	free(s);
+	return out;
+}
+
 void
 diag_vadd(struct diag *d, enum diag_severity sev, const char *file, int line,
     const char *fmt, va_list ap)
@@ -25,6 +55,8 @@ diag_vadd(struct diag *d, enum diag_severity sev, const char *file, int line,
 	r->file = strdup(file != NULL ? file : "");
 	if (r->file == NULL || vasprintf(&r->message, fmt, ap) == -1)
 		fatal("diag");
+	r->file = diag_one_line(r->file);
+	r->message = diag_one_line(r->message);
 	r->line = line > 0 ? line : 0;
 	r->severity = sev;
 	d->n++;

@@ -60,10 +60,10 @@ enum hub_recv_result {
 	HUB_RECV_NONE,			/* nothing (more) now */
 	HUB_RECV_END,			/* the channel was shut and is drained */
 	HUB_RECV_BAD,			/* malformed: logged, its fds closed */
-	HUB_RECV_OK,			/* *msg and fds[2] are the session's */
+	HUB_RECV_OK,			/* *msg and out[2] are the session's */
 };
 enum hub_recv_result hub_recv(int chan, int hub_index, struct hub_tickets *t,
-    struct hub_msg *msg, int fds[2]);
+    struct hub_msg *msg, int out[2]);
 /* Why a message is malformed (NULL: it is well-formed): size, magic,
  * version, exactly two fds that are stream sockets, address families, a
  * dst in escaped form (no byte of it can forge a log line), numbers in

@@ -22,6 +22,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: socks5d [-f file] [-p pidfile] [-t] [-F] [-d] [-v] [-h]\n"
+	    "               [--allow-unsafe-config]\n"
 	    "       socks5d [-f file | -S socket] status [--metrics]\n"
 	    "       socks5d [-f file | -S socket] reload\n"
 	    "  -f, --config file  configuration file (default " DEFAULT_CONFIG ")\n"
@@ -33,6 +34,8 @@ usage(FILE *out)
 	    "  -d, --debug        log at debug level\n"
 	    "  -v, --version      print the version and exit\n"
 	    "  -h, --help         print this help and exit\n"
+	    "  --allow-unsafe-config  read files others can write (refused\n"
+	    "                     otherwise)\n"
 	    "  status             what the running daemon does (its control socket)\n"
 	    "  status --metrics   the same, as Prometheus text\n"
 	    "  reload             reload the running daemon and wait for the result\n");
@@ -116,6 +119,7 @@ parse_options(int argc, char *argv[], struct options *o)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "allow-unsafe-config", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -130,6 +134,7 @@ parse_options(int argc, char *argv[], struct options *o)
 		case 't': o->check = true; break;
 		case 'F': o->foreground = true; break;
 		case 'd': o->debug = true; break;
+		case 'U': config_allow_unsafe_files(true); break;
 		case 'v':
 			printf("socks5d %s\n", SOCKS5D_VERSION);
 			return 0;
@@ -183,6 +188,7 @@ main(int argc, char *argv[])
 	if (!priv_init() && getuid() != conf->uid)
 		log_notice("not started as root: workers keep uid %u instead of user %s",
 		    (unsigned)getuid(), conf->user);
+	priv_log_sandbox(conf);
 	return master_run(conf, &(struct master_opts){
 	    .foreground = o.foreground, .debug = o.debug, .pidfile = o.pidfile });
 }

@@ -20,8 +20,10 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "nofile.h"
 #include "notify.h"
 #include "pidfile.h"
+#include "pipepages.h"
 #include "pool.h"
 #include "priv.h"
 #include "stats.h"
@@ -140,6 +142,12 @@ master_reload(FILE *report)
 
 	notify_reloading();
 	conf = config_load(path, &d);
+	if (conf != NULL && nofile_check(conf, report) == -1) {
+		config_free(conf);
+		conf = NULL;
+	}
+	if (conf != NULL)
+		pipepages_check(conf, report);
 	if (conf != NULL && listener_set_build(&m.listeners, conf, &next,
 	    &d) == -1) {
 		config_free(conf);
@@ -349,6 +357,8 @@ log_start(void)
 	char one[ADDR_STRLEN];
 	const struct config *c = generation_current()->conf;
 
+	/* NOLINTBEGIN(clang-analyzer-security.insecureAPI.strcpy): list has
+	 * room for every listener and a comma after each. */
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		addr_format((const struct sockaddr *)&c->listeners[i].addr, one,
 		    sizeof(one));
@@ -356,6 +366,7 @@ log_start(void)
 			strcat(list, ",");
 		strcat(list, one);
 	}
+	/* NOLINTEND(clang-analyzer-security.insecureAPI.strcpy) */
 	log_info("start version=%s config=%s listeners=%s workers=%zu user=%s",
 	    SOCKS5D_VERSION, c->path, list, children_count(ROLE_WORKER),
 	    priv_switches_user() ? c->user : "(unchanged)");
@@ -410,6 +421,12 @@ master_run(struct config *conf, const struct master_opts *opts)
 	int rc;
 
 	m.debug = opts->debug;
+	if (nofile_check(conf, NULL) == -1) {
+		log_warnx("cannot start: too few file descriptors");
+		config_free(conf);
+		return 1;
+	}
+	pipepages_check(conf, NULL);
 	rc = listener_set_build(&none, conf, &m.listeners, &d);
 	diag_log(&d);
 	diag_free(&d);

@@ -17,11 +17,14 @@
 #define RETIRE_MS 2000
 #define START_FAILURES 5	/* in a row, before spawns pause */
 #define START_PAUSE_MS 5000
+#define FORK_BACKOFF_MIN_MS 100	/* after a failed fork, doubling */
+#define FORK_BACKOFF_MAX_MS 4000
 
 static struct {
 	int spawn_rate;			/* workers per tick while short */
 	int start_failures;		/* workers in a row that died starting */
 	int64_t spawn_pause_until;
+	int fork_backoff_ms;		/* 0 while forks work */
 	int64_t last_full_log;
 	int64_t last_retire;
 	size_t idle_low;		/* fewest idle workers since last_retire */
@@ -44,8 +47,16 @@ pool_spawn(struct generation *g)
 	if ((pid = children_spawn(ROLE_WORKER, g, idx)) == -1) {
 		scoreboard_set_state(g->sb, slot, SB_FREE);
 		slots_put(&g->slots, idx);
+		/* Keep serving with the workers there are; try again later,
+		 * later each time (children.c logs it, once per interval). */
+		pool.fork_backoff_ms = pool.fork_backoff_ms == 0 ?
+		    FORK_BACKOFF_MIN_MS : pool.fork_backoff_ms * 2;
+		if (pool.fork_backoff_ms > FORK_BACKOFF_MAX_MS)
+			pool.fork_backoff_ms = FORK_BACKOFF_MAX_MS;
+		pool.spawn_pause_until = io_now_ms() + pool.fork_backoff_ms;
 		return false;
 	}
+	pool.fork_backoff_ms = 0;
 	slot->pid = pid;
 	return true;
 }

@@ -12,6 +12,13 @@
 #include "relay.h"
 
 #define URGENT_STEP 4096	/* read past the urgent mark at most */
+/* A pipe smaller than this (and than asked) moves too little per splice:
+ * past fs.pipe-user-pages-soft the kernel gives new pipes of the user 2
+ * pages and refuses F_SETPIPE_SZ, and splicing 8 KiB at a time costs
+ * several times the CPU of copying through a buffer. Such a pipe is
+ * closed, the direction copies, and pipes are tried again later. */
+#define PIPE_SMALL 16384
+#define PIPE_RETRY_MS 10000
 
 void
 relay_pool_init(struct relay_pool *p, bool splice, int pipe_size,
@@ -79,7 +86,8 @@ pool_open_pipe(struct relay_pool *p)
 	struct relay_pipe *rp;
 	int got;
 
-	if (p->nopen_pipes >= p->max_pipes)
+	if (p->nopen_pipes >= p->max_pipes ||
+	    (p->pipe_retry_ms != 0 && io_now_ms() < p->pipe_retry_ms))
 		return -1;
 	rp = &p->free_pipes[p->nfree_pipes];
 	if (pipe2(rp->fd, O_NONBLOCK | O_CLOEXEC) == -1) {
@@ -94,6 +102,18 @@ pool_open_pipe(struct relay_pool *p)
 	if (got == -1)
 		got = fcntl(rp->fd[1], F_GETPIPE_SZ);
 	rp->cap = got > 0 ? (size_t)got : 4096;
+	if (rp->cap < PIPE_SMALL && rp->cap < (size_t)p->pipe_size) {
+		if (!p->warned_small)
+			log_warnx("pipe-small size=%zu asked=%d: the user's pipe "
+			    "pages are spent (fs.pipe-user-pages-soft): relaying "
+			    "by copy, pipes tried again every %d s", rp->cap,
+			    p->pipe_size, PIPE_RETRY_MS / 1000);
+		p->warned_small = true;
+		pipe_close(rp->fd);
+		p->pipe_retry_ms = io_now_ms() + PIPE_RETRY_MS;
+		return -1;
+	}
+	p->pipe_retry_ms = 0;
 	p->nfree_pipes++;
 	p->nopen_pipes++;
 	return 0;

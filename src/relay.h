@@ -47,6 +47,9 @@ struct relay_pool {
 	int nfree_bufs;
 	unsigned borrowed;		/* since the last trim */
 	bool warned;			/* "relaying by copy" said once */
+	bool warned_small;		/* "pipe-small" said once */
+	int64_t pipe_retry_ms;		/* a pipe came back small: none
+					 * opened before then (io_now_ms) */
 };
 
 /* One direction: bytes flow from src through a pipe or buffer to dst. */

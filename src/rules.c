@@ -609,6 +609,8 @@ name_covered(const struct rule *r, const char *name, bool domain)
 	struct query_name qn;
 
 	query_name_init(&qn, name);
+	if (qn.len == 0)
+		return false;	/* no name a query can have: hash[] unset */
 	if (!domain && name_set_find(&r->host_set, qn.text, qn.len,
 	    qn.hash[0]))
 		return true;

@@ -101,6 +101,7 @@ session_fill(struct session *s)
 		/* The client reads our answer before it sends more: wait
 		 * first instead of a read that would say EAGAIN. */
 		ready = 1;
+		/* cppcheck-suppress redundantAssignment ; kept if no reply */
 		if (s->await_reply && (ready = io_wait(s->cmd.fd, POLLIN,
 		    until)) == 0)
 			errno = ETIMEDOUT;
@@ -404,7 +405,7 @@ session_run(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	session_setup(&s, w, fd, peer, li);
 	v = rules_match_client(&w->conf->clients,
 	    &(struct rules_query){ .client = (const struct sockaddr *)peer,
-	    .listener = li });
+	    .listener = (int)li });
 	s.methods = v.methods;
 	/* A client rule with log = false quiets the sessions it lets in too. */
 	if (v.quiet || !v.pass)

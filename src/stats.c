@@ -118,6 +118,7 @@ stats_session_end(const struct audit_record *rec)
 uint64_t
 stats_next_sid(void)
 {
+	/* cppcheck-suppress unassignedVariable ; static: starts at 0 */
 	static uint64_t local;
 
 	if (st == NULL)

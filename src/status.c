@@ -43,9 +43,20 @@ status_clean(char *out, const char *in, size_t cap)
 	size_t n = 0;
 
 	for (; n < cap && in[n] != '\0'; n++)
-		out[n] = (in[n] > 0x20 && in[n] < 0x7f) ? in[n] : '?';
+		out[n] = (char)(in[n] > 0x20 && in[n] < 0x7f ? in[n] : '?');
 	out[n] = '\0';
 	return n > 0 ? out : "-";
+}
+
+/* Seconds since start_ms, which workers and hubs write in shared memory:
+ * a time outside [0, now] counts as now, so the master's subtraction
+ * cannot overflow whatever a child wrote. */
+static int64_t
+status_age_secs(int64_t now, int64_t start_ms)
+{
+	if (start_ms < 0 || start_ms > now)
+		return 0;
+	return (now - start_ms) / 1000;
 }
 
 static void
@@ -55,7 +66,6 @@ status_slot(FILE *out, const struct sb_slot *slot, int64_t now)
 	char user[sizeof(slot->user) + 1];
 	struct sockaddr_storage peer = slot->client;
 	int cmd = atomic_load(&slot->cmd);
-	int64_t age = now - slot->session_start_ms;
 
 	if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)
 		strcpy(client, "-");
@@ -68,7 +78,7 @@ status_slot(FILE *out, const struct sb_slot *slot, int64_t now)
 	    cmd >= 0 && cmd <= 0xff ? socks5_cmd_name((uint8_t)cmd) : "-",
 	    status_clean(dst, slot->dst, sizeof(slot->dst)),
 	    atomic_load(&slot->up), atomic_load(&slot->down),
-	    age > 0 ? age / 1000 : 0);
+	    status_age_secs(now, slot->session_start_ms));
 }
 
 /* A parked session's row, written by its hub. */
@@ -77,7 +87,6 @@ status_parked(FILE *out, const struct stats_parked *row, int64_t now)
 {
 	char client[sizeof(row->client) + 1], user[sizeof(row->user) + 1];
 	char dst[sizeof(row->dst) + 1];
-	int64_t age = now - row->start_ms;
 
 	fprintf(out, "session sid=%" PRIu64 " pid=%ld client=%s user=%s cmd=%s "
 	    "dst=%s up=%" PRIu64 " down=%" PRIu64 " secs=%" PRId64 " parked=1\n",
@@ -88,7 +97,7 @@ status_parked(FILE *out, const struct stats_parked *row, int64_t now)
 	    socks5_cmd_name((uint8_t)row->cmd) : "-",
 	    status_clean(dst, row->dst, sizeof(row->dst)),
 	    atomic_load(&row->up), atomic_load(&row->down),
-	    age > 0 ? age / 1000 : 0);
+	    status_age_secs(now, row->start_ms));
 }
 
 void
@@ -103,7 +112,7 @@ status_write(FILE *out, bool stopping)
 
 	fprintf(out, "daemon version=%s pid=%ld generation=%u uptime=%" PRId64
 	    " stopping=%d\n", SOCKS5D_VERSION, (long)getpid(), cur->id,
-	    (now - st->start_ms) / 1000, stopping ? 1 : 0);
+	    status_age_secs(now, st->start_ms), stopping ? 1 : 0);
 	fprintf(out, "pool workers=%zu starting=%zu idle=%zu busy=%zu max=%d "
 	    "hubs=%zu parked=%" PRIu64 " helpers=%zu\n",
 	    children_count(ROLE_WORKER), pc.starting, pc.idle, pc.busy,

@@ -256,7 +256,8 @@ out_socket(struct udp_assoc *a, int family)
 		close(fd);
 		return -1;
 	}
-	return a->out[f] = fd;
+	a->out[f] = fd;
+	return fd;
 }
 
 /* Queues len bytes at data (hdr of them a header) for to. */
@@ -352,7 +353,6 @@ client_datagram(struct udp_assoc *a, const uint8_t *d, size_t len,
 	struct sockaddr_storage to;
 	enum socks5_status st;
 	size_t used;
-	int fd;
 
 	if (!from_client(a, (const struct sockaddr *)from)) {
 		a->rec->udp.drop_stranger++;
@@ -373,7 +373,7 @@ client_datagram(struct udp_assoc *a, const uint8_t *d, size_t len,
 	}
 	if (target_of(a, &dst, &to) == -1)
 		return;
-	if ((fd = out_socket(a, to.ss_family)) == -1) {
+	if (out_socket(a, to.ss_family) == -1) {
 		a->rec->udp.drop_send++;
 		return;
 	}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -34,13 +35,39 @@ wake(void)
 
 static int64_t grace_ms;
 
+/* The worker's own copy of its listening fds, -1 once closed. */
+static int listen_fds[CONFIG_MAX_LISTENERS];
+static size_t nlisten;
+
+/* A stop (SIGTERM from the master, or from PR_SET_PDEATHSIG when the
+ * master died) closes the listeners at once, in the handler (close is
+ * async-signal-safe), even while a session runs: a SIGKILLed master's
+ * workers must not hold the port, or new clients would wait in a backlog
+ * nobody accepts from and a new master could not bind. The session in
+ * progress goes on within its grace. */
+static void
+close_listeners(void)
+{
+	for (size_t i = 0; i < nlisten; i++)
+		if (listen_fds[i] != -1) {
+			int fd = listen_fds[i];
+
+			listen_fds[i] = -1;
+			close(fd);
+		}
+}
+
 static void
 on_stop(int sig)
 {
+	int saved = errno;
+
 	(void)sig;
 	if (!worker_stopping)
 		io_set_cutoff(io_now_ms() + grace_ms);
 	worker_stopping = 1;
+	close_listeners();
+	errno = saved;
 	wake();
 }
 
@@ -60,6 +87,9 @@ worker_signals(void)
 
 	if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe2");
+	/* One page is plenty for wake-up bytes; the default 16 would count
+	 * against the user's pipe pages, which the relay pipes need. */
+	(void)fcntl(wake_pipe[1], F_SETPIPE_SZ, 4096);
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
@@ -79,17 +109,20 @@ worker_signals(void)
 }
 
 static int
-worker_epoll(const struct worker *w)
+worker_epoll(void)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
 	if (ep == -1)
 		fatal("epoll_create1");
-	for (size_t i = 0; i < w->conf->nlisteners; i++) {
+	for (size_t i = 0; i < nlisten; i++) {
+		if (listen_fds[i] == -1)
+			continue;	/* a stop came first */
 		/* EPOLLEXCLUSIVE: one connection wakes one idle worker. */
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
 		    .data.u64 = i };
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, w->listen_fds[i], &ev) == -1)
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, listen_fds[i], &ev) == -1 &&
+		    errno != EBADF)
 			fatal("epoll_ctl");
 	}
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
@@ -106,27 +139,69 @@ worker_should_exit(const struct worker *w)
 	    w->slot->sessions >= (uint64_t)w->conf->workers.max_sessions);
 }
 
+/* Accept failures for want of resources (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM): the worker backs off (doubling from 10 ms up to 1 s, reset by
+ * the next accept) and logs one line per ACCEPT_LOG_MS with how many it
+ * did not log, rather than a line per failure. */
+#define ACCEPT_LOG_MS 60000
+#define ACCEPT_BACKOFF_MIN_US 10000
+#define ACCEPT_BACKOFF_MAX_US 1000000
+
+static struct {
+	int64_t last_log;		/* 0: never logged */
+	unsigned long suppressed;
+	useconds_t backoff_us;
+} accept_fail;
+
+static void
+worker_accept_failed(int err)
+{
+	int64_t now = io_now_ms();
+
+	if (accept_fail.last_log == 0 ||
+	    now - accept_fail.last_log >= ACCEPT_LOG_MS) {
+		log_warnx("accept-failed error=\"%s\" not-logged=%lu: "
+		    "backing off, one line per %d s", strerror(err),
+		    accept_fail.suppressed, ACCEPT_LOG_MS / 1000);
+		accept_fail.last_log = now;
+		accept_fail.suppressed = 0;
+	} else {
+		accept_fail.suppressed++;
+	}
+	accept_fail.backoff_us = accept_fail.backoff_us == 0 ?
+	    ACCEPT_BACKOFF_MIN_US : accept_fail.backoff_us * 2;
+	if (accept_fail.backoff_us > ACCEPT_BACKOFF_MAX_US)
+		accept_fail.backoff_us = ACCEPT_BACKOFF_MAX_US;
+	/* Not usleep: POSIX lets it refuse a second (1000000 us). */
+	nanosleep(&(struct timespec){
+	    .tv_sec = accept_fail.backoff_us / 1000000,
+	    .tv_nsec = (long)(accept_fail.backoff_us % 1000000) * 1000 }, NULL);
+}
+
 /* One non-blocking accept on listener li: the socket, or -1 (errno). An
  * EINVAL means the master shut the listener down (reload or stop): it is
- * dropped from the epoll set. */
+ * dropped from the epoll set; EBADF, that a stop closed it. */
 static int
-worker_try_accept(struct worker *w, int ep, size_t li,
-    struct sockaddr_storage *peer)
+worker_try_accept(int ep, size_t li, struct sockaddr_storage *peer)
 {
 	socklen_t len = sizeof(*peer);
-	int fd = accept4(w->listen_fds[li], (struct sockaddr *)peer, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int lfd = listen_fds[li], fd;
 
-	if (fd != -1 || errno == EAGAIN || errno == EWOULDBLOCK ||
-	    errno == EINTR || errno == ECONNABORTED)
+	if (lfd == -1)
+		return -1;
+	fd = accept4(lfd, (struct sockaddr *)peer, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd != -1) {
+		accept_fail.backoff_us = 0;
 		return fd;
-	if (errno == EINVAL) {
-		(void)epoll_ctl(ep, EPOLL_CTL_DEL, w->listen_fds[li], NULL);
-	} else {
-		/* EMFILE and friends: back off, do not spin. */
-		log_warn("accept");
-		usleep(100000);
 	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+	    errno == ECONNABORTED || errno == EBADF)
+		return -1;
+	if (errno == EINVAL)
+		(void)epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+	else
+		worker_accept_failed(errno);
 	return -1;
 }
 
@@ -148,14 +223,14 @@ worker_accept(struct worker *w, int ep, struct sockaddr_storage *peer,
 	for (;;) {
 		if (worker_should_exit(w)) {
 			for (size_t i = 0; !swept && i < w->conf->nlisteners; i++)
-				if ((fd = worker_try_accept(w, ep, i, peer)) != -1) {
+				if ((fd = worker_try_accept(ep, i, peer)) != -1) {
 					*li = i;
 					return fd;
 				}
 			swept = true;
 			return -1;
 		}
-		if (try_first && (fd = worker_try_accept(w, ep, last, peer)) != -1) {
+		if (try_first && (fd = worker_try_accept(ep, last, peer)) != -1) {
 			*li = last;
 			return fd;
 		}
@@ -172,7 +247,7 @@ worker_accept(struct worker *w, int ep, struct sockaddr_storage *peer,
 			}
 			/* Woken for a client: take it, even if told to exit. */
 			last = (size_t)evs[i].data.u64;
-			if ((fd = worker_try_accept(w, ep, last, peer)) != -1) {
+			if ((fd = worker_try_accept(ep, last, peer)) != -1) {
 				*li = last;
 				try_first = true;
 				return fd;
@@ -197,10 +272,14 @@ worker_main(struct worker *w)
 	int ep, fd;
 
 	log_set_role("worker");
+	nlisten = w->conf->nlisteners;
+	for (size_t i = 0; i < nlisten; i++)
+		listen_fds[i] = w->listen_fds[i];
+	w->listen_fds = listen_fds;
 	grace_ms = (int64_t)w->conf->timeouts.shutdown * 1000;
 	worker_signals();
 	session_worker_init(w);
-	ep = worker_epoll(w);
+	ep = worker_epoll();
 	scoreboard_set_state(w->sb, w->slot, SB_IDLE);
 
 	while ((fd = worker_accept(w, ep, &peer, &li)) != -1) {

@@ -289,6 +289,32 @@ class Helpers(AuthBase):
         s.close()
         self.assertEqual(st, b"\x01\x00")
 
+    def test_one_worker_after_a_timeout(self):
+        # A worker keeps its reply socket pair from one login to the next;
+        # after a timeout (the stuck helper holds the pair's other end) it
+        # makes a new one, and keeps no more descriptors than before.
+        d = self.start(hang_user="sleepy", workers=dict(min_spare=1, max_spare=1, max=1))
+        for _ in range(2):
+            s, st = self.login(d, "alice", "wonderland")
+            s.close()
+            self.assertEqual(st, b"\x01\x00")
+        worker = wait_until(lambda: d.workers_pids(), 10, "the worker")[0]
+        # (It may still hold the last client's socket: at most this many.)
+        fds = len(os.listdir(f"/proc/{worker}/fd"))
+        mark = d.mark()
+        s, st = self.login(d, "sleepy", "zzz")
+        s.close()
+        self.assertEqual(st, b"\x01\x01")
+        d.wait_log(r"auth-fail sid=\d+ client=\S+ user=sleepy reason=timeout", mark)
+        for _ in range(3):
+            s, st = self.login(d, "alice", "wonderland")
+            s.close()
+            self.assertEqual(st, b"\x01\x00")
+        self.assertEqual(d.workers_pids(), [worker], "the same worker")
+        wait_until(lambda: len(os.listdir(f"/proc/{worker}/fd")) <= fds, 5,
+                   f"the worker back at {fds} descriptors or fewer")
+        d.wait_log(r"auth-helper-stuck pid=\d+", mark, 10)
+
     @unittest.skipUnless(IS_ROOT, "finding the helper needs its /proc entries")
     def test_helper_killed_mid_request(self):
         d = self.start(hang_user="sleepy")
@@ -405,6 +431,50 @@ class Cache(AuthBase):
         s, st = self.login(d, "alice", "new-password")
         s.close()
         self.assertEqual(st, b"\x01\x00")
+
+    def status(self, d, user, pw):
+        s, st = self.login(d, user, pw)
+        s.close()
+        return st
+
+    def test_every_change_of_the_file_stops_matching(self):
+        # The helpers learn of changes from inotify: a file replaced by
+        # rename is a new inode, watched afresh, so the second and third
+        # changes count as much as the first; and a file rewritten in place.
+        passdb = os.path.join(self.tmp, "passdb")
+        d = self.start(auth="cache_ttl = 60; cache_watch = [ \"%s\" ];" % passdb)
+        old = "wonderland"
+        for new in ("second", "third"):
+            self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+            self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+            self.pam.write_users(dict(USERS, alice=(new, pamtest.SERVICE)))
+            self.assertEqual(self.status(d, "alice", old), b"\x01\x01",
+                             f"{old!r} still worked from the cache")
+            old = new
+        self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+        runs = self.pam.pam_runs()
+        self.assertEqual(self.status(d, "alice", old), b"\x01\x00")
+        self.assertEqual(self.pam.pam_runs(), runs, "not taken from the cache")
+        with open(passdb, "r+") as f:
+            text = f.read().replace(f"alice:{old}:", "alice:fourth:")
+            f.seek(0)
+            f.write(text)
+            f.truncate()
+        self.assertEqual(self.status(d, "alice", old), b"\x01\x01",
+                         "the file rewritten in place went unnoticed")
+        self.assertEqual(self.status(d, "alice", "fourth"), b"\x01\x00")
+
+    def test_watched_file_that_appears_later(self):
+        # A watched file missing at start is watched through its directory.
+        extra = os.path.join(self.tmp, "appears-later")
+        d = self.start(auth="cache_ttl = 60; cache_watch = [ \"%s\", \"%s\" ];"
+                       % (os.path.join(self.tmp, "passdb"), extra))
+        self.logins(d, 2)
+        runs = self.pam.pam_runs()
+        with open(extra, "w") as f:
+            f.write("x\n")
+        self.logins(d, 1)
+        self.assertEqual(self.pam.pam_runs(), runs + 1, "the new file did not count")
 
     def test_entries_expire(self):
         d = self.start(auth="cache_ttl = 1; cache_watch = [ \"%s\" ];" % os.path.join(self.tmp, "passdb"))

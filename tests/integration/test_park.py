@@ -72,6 +72,11 @@ def hub_msg(magic=HUB_MAGIC, version=HUB_VERSION, dst=b"x:1\0", size=HUB_MSG_SIZ
     m.rec.method = m.rec.cmd = 0
     m.rec.rule = m.rec.rep = 1
     m.first_eof = -1
+    # The daemon's clock (CLOCK_MONOTONIC, ms): a session that started and
+    # moved its last byte now, not at boot (past the idle timeout once the
+    # machine has been up longer than it).
+    now_ms = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1000)
+    m.rec.start_ms = m.last_ms = now_ms
     body = bytes(m)
     return (body + bytes(max(0, size - len(body))))[:size]
 

@@ -16,7 +16,8 @@ CODECS = ["socks5.c", "authmsg.c", "siphash.c"]
 MASTER = ["master.c", "master.h", "children.c", "children.h", "pool.c", "pool.h",
           "hubchan.c", "hubchan.h", "generation.c", "generation.h", "slots.c", "slots.h",
           "priv.c", "priv.h", "authchan.c", "authchan.h", "listener.c", "listener.h",
-          "notify.c", "notify.h", "pidfile.c", "pidfile.h",
+          "notify.c", "notify.h", "pidfile.c", "pidfile.h", "nofile.c", "nofile.h",
+          "pipepages.c", "pipepages.h", "sandbox.c", "sandbox.h",
           "control.c", "control.h", "control_client.c", "status.c", "status.h", "main.c"]
 RELAY = ["relay.c", "relay.h", "relay_poll.c", "hub_relay.c", "hub_relay.h"]
 RELAY_HEADERS = {"relay.h", "hub_relay.h"}
