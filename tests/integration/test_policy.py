@@ -179,6 +179,47 @@ class Rules(PolicyBase):
         rep, fields = self.request(d2, "127.0.0.1", echo.port)
         self.assertEqual((rep, fields["rule"]), (2, "0"), fields)
 
+    @needs_netns
+    def test_many_rules_first_match_through_the_index(self):
+        """Lists of 8 rules or more are matched through the index
+        (rules_index.c): the verdicts and the rule named are those of the
+        rules tried in order, for addresses, embedded IPv4, ports, names
+        before resolution and the addresses a name resolves to."""
+        echo = TcpServer(echo_handler)
+        self.addCleanup(echo.close)
+        filler = "".join(
+            f'  {{ action = "block"; name = "f{i}"; to = [ "10.{i}.0.0/16", '
+            f'"host{i}.example.invalid", ".d{i}.invalid" ]; }},\n'
+            for i in range(1, 21))
+        rules = ('rules = (\n' + filler +
+                 '  { action = "block"; name = "b3"; to = [ "127.0.0.3" ]; },\n'
+                 '  { action = "block"; name = "low"; ports = ( "1-1023" ); },\n'
+                 '  { action = "pass"; name = "by-name"; to = [ "v4only.socks5d.test" ]; },\n'
+                 '  { action = "block"; name = "local"; to = [ "127.0.0.0/8", "::1" ]; },\n'
+                 '  { action = "pass"; name = "rest"; }\n'
+                 ');\n')
+        clients = ('clients = (\n' + "".join(
+            f'  {{ action = "block"; from = [ "10.{i}.0.0/16" ]; }},\n'
+            for i in range(1, 10)) +
+            '  { action = "pass"; from = [ "127.0.0.0/8", "::1" ]; }\n);\n')
+        d = self.start(rules=rules, clients=clients)
+        p = echo.port
+        for host, port, rule in (
+                ("127.0.0.3", p, "b3"), ("::ffff:127.0.0.3", p, "b3"),
+                ("64:ff9b::7f00:3", p, "b3"), ("127.0.0.1", 80, "low"),
+                ("127.0.0.1", p, "local"), ("::1", p, "local"),
+                ("dual.socks5d.test", p, "local"), ("10.5.0.1", p, "f5"),
+                ("10.20.255.255", p, "f20"), ("host7.example.invalid", p, "f7"),
+                ("x.y.D9.invalid", p, "f9"), ("host7.example.invalid", 80, "f7")):
+            rep, fields = self.request(d, host, port)
+            self.assertEqual((rep, fields["rule"], fields["end"]),
+                             (2, rule, "refused"), (host, port, fields))
+        s, _ = open_session(("127.0.0.1", d.port), "v4only.socks5d.test", p)
+        with s:
+            me = local_addr(s)
+            echo_roundtrip(s, b"through the index")
+        self.assertEqual(d.session(me)["rule"], "by-name")
+
     def test_log_false_keeps_the_line_out_of_info(self):
         echo = TcpServer(echo_handler)
         self.addCleanup(echo.close)
