@@ -195,6 +195,7 @@ authchan_enter(const struct child_start *cs)
 		.master = cs->master,
 		.cache = c->auth.cache_ttl > 0 ? ac.cache : NULL,
 		.cache_ttl = c->auth.cache_ttl,
+		.hash_once = c->auth.hash_once,
 	};
 
 	authd_main(&a);

@@ -111,7 +111,7 @@ authd_check(const struct authd *a, const struct auth_request *req, int fd,
 		return false;
 	}
 	atomic_store(&a->slot->busy_since, io_now_ms());
-	authpam_check(a->service, req, rep);
+	authpam_check(a->service, a->hash_once, req, rep);
 	atomic_store(&a->slot->busy_since, 0);
 	if (a->cache != NULL && rep->result == AUTH_OK)
 		authcache_store(a->cache, req, rep, a->cache_ttl);

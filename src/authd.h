@@ -4,6 +4,7 @@
 #define SOCKS5D_AUTHD_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
 #include <sys/types.h>
@@ -26,6 +27,7 @@ struct authd {
 	pid_t master;
 	struct auth_cache *cache;	/* shared by the helpers, or NULL */
 	int cache_ttl;			/* seconds */
+	bool hash_once;			/* auth.hash_once */
 };
 
 /* Runs in the child right after fork; never returns. */

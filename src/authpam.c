@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "authpam.h"
+#include "hashonce.h"
 #include "log.h"
 
 /* What the conversation may answer: the password, once. */
@@ -129,8 +130,8 @@ start(const char *service, const struct auth_request *req,
 }
 
 void
-authpam_check(const char *service, const struct auth_request *req,
-    struct auth_reply *out)
+authpam_check(const char *service, bool hash_once,
+    const struct auth_request *req, struct auth_reply *out)
 {
 	struct conv_data cd = { req->pass, false };
 	pam_handle_t *ph = NULL;
@@ -140,7 +141,10 @@ authpam_check(const char *service, const struct auth_request *req,
 	out->result = AUTH_ERROR;
 	rc = start(service, req, &cd, &ph);
 	if (rc == PAM_SUCCESS) {
+		if (hash_once)
+			hashonce_arm();
 		rc = pam_authenticate(ph, PAM_DISALLOW_NULL_AUTHTOK);
+		hashonce_disarm();
 		out->result = result_of_authenticate(rc);
 	}
 	if (out->result == AUTH_OK) {

@@ -5,12 +5,15 @@
 #ifndef SOCKS5D_AUTHPAM_H
 #define SOCKS5D_AUTHPAM_H
 
+#include <stdbool.h>
+
 #include "authmsg.h"
 
 /* Checks req's user and password with PAM service, filling out (result,
  * the failure delay PAM asked for, which the caller does not pay, and the
- * user's groups on success). */
-void authpam_check(const char *service, const struct auth_request *req,
-    struct auth_reply *out);
+ * user's groups on success). hash_once: pam_authenticate runs with
+ * hashonce.c armed. */
+void authpam_check(const char *service, bool hash_once,
+    const struct auth_request *req, struct auth_reply *out);
 
 #endif

@@ -376,11 +376,25 @@ parse_cache_watch(struct parse *p, const config_setting_t *g)
 	}
 }
 
+/* auth.hash_once = true | false (src/hashonce.c). */
+static void
+parse_hash_once(struct parse *p, const config_setting_t *g)
+{
+	config_setting_t *s = config_setting_get_member(g, "hash_once");
+
+	if (s == NULL)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		perr(p, s, "auth.hash_once must be true or false");
+	else
+		p->conf->auth.hash_once = config_setting_get_bool(s);
+}
+
 static void
 parse_auth(struct parse *p, const config_setting_t *root)
 {
 	static const char *const known[] = { "pam_service", "helpers",
-	    "timeout", "cache_ttl", "cache_watch", NULL };
+	    "timeout", "cache_ttl", "cache_watch", "hash_once", NULL };
 	config_setting_t *g = parse_get_group(p, root, "auth");
 	struct config *c = p->conf;
 	const char *v;
@@ -404,6 +418,7 @@ parse_auth(struct parse *p, const config_setting_t *root)
 	parse_get_int(p, g, "auth", "timeout", 1, 300, &c->auth.timeout);
 	parse_get_int(p, g, "auth", "cache_ttl", 0, 86400, &c->auth.cache_ttl);
 	parse_cache_watch(p, g);
+	parse_hash_once(p, g);
 }
 
 /* What pam_unix's answers depend on. */
@@ -449,6 +464,7 @@ set_defaults(struct config *c)
 	c->auth.timeout = 10;
 	c->sandbox = sandbox_available();
 	c->auth.cache_ttl = 0;
+	c->auth.hash_once = true;
 	default_cache_watch(c);
 	if ((c->control_socket = strdup(config_control_default())) == NULL)
 		fatal("strdup");

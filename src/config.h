@@ -65,6 +65,7 @@ struct config {
 		int helpers;		/* auth helper processes */
 		int timeout;		/* seconds a login may take */
 		int cache_ttl;		/* seconds; 0: no credential cache */
+		bool hash_once;		/* hashonce.c in the helpers */
 		char *cache_watch[8];	/* files whose change empties the cache */
 		size_t ncache_watch;
 	} auth;

@@ -136,6 +136,14 @@ stats_auth_fail(void)
 }
 
 void
+stats_auth_hash_reused(void)
+{
+	if (st != NULL)
+		atomic_fetch_add_explicit(&st->hash_reused, 1,
+		    memory_order_relaxed);
+}
+
+void
 stats_hub_claim(void)
 {
 	pid_t self = getpid();

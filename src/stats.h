@@ -29,6 +29,7 @@ struct stats {
 	_Atomic uint64_t up, down;	/* bytes relayed by ended sessions */
 	_Atomic uint64_t parked;	/* sessions handed to a hub */
 	_Atomic uint64_t auth_fail;	/* failed logins */
+	_Atomic uint64_t hash_reused;	/* password hashes answered by hashonce.c */
 	_Atomic uint64_t next_sid;	/* session ids given out */
 	_Atomic uint32_t parked_rows;	/* rows of the parked table ever
 					 * used: readers look no further */
@@ -43,6 +44,7 @@ struct stats *stats_get(void);
 /* A session ended (its audit line was written). */
 void stats_session_end(const struct audit_record *rec);
 void stats_auth_fail(void);
+void stats_auth_hash_reused(void);
 /* A new session id (sid=): unique since start, across generations. */
 uint64_t stats_next_sid(void);
 

@@ -119,10 +119,10 @@ status_write(FILE *out, bool stopping)
 	    cur->conf->workers.max, children_count(ROLE_HUB),
 	    stats_parked_now(), children_count(ROLE_AUTH));
 	fprintf(out, "totals sessions=%" PRIu64 " up=%" PRIu64 " down=%" PRIu64
-	    " parked=%" PRIu64 " auth_fail=%" PRIu64 "\n",
-	    atomic_load(&st->sessions), atomic_load(&st->up),
+	    " parked=%" PRIu64 " auth_fail=%" PRIu64 " hashes_reused=%" PRIu64
+	    "\n", atomic_load(&st->sessions), atomic_load(&st->up),
 	    atomic_load(&st->down), atomic_load(&st->parked),
-	    atomic_load(&st->auth_fail));
+	    atomic_load(&st->auth_fail), atomic_load(&st->hash_reused));
 	for (struct generation *g = generation_first(); g != NULL;
 	    g = generation_next(g))
 		for (size_t i = 0; i < g->sb->nslots; i++)
@@ -168,6 +168,11 @@ metrics_totals(FILE *out, const struct stats *st)
 	    "Failed username/password logins since start.");
 	fprintf(out, "socks5d_auth_failures_total %" PRIu64 "\n",
 	    atomic_load(&st->auth_fail));
+	metric(out, "auth_hashes_reused_total", "counter",
+	    "Password hashes a PAM module asked for twice, computed once "
+	    "(auth.hash_once).");
+	fprintf(out, "socks5d_auth_hashes_reused_total %" PRIu64 "\n",
+	    atomic_load(&st->hash_reused));
 }
 
 void

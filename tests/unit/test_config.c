@@ -661,12 +661,13 @@ START_TEST(auth_settings)
 {
 	struct load l;
 
-	load_text(&l, "auth = { pam_service = \"proxy-login\"; helpers = 3; timeout = 5; cache_ttl = 60; };\n" REST);
+	load_text(&l, "auth = { pam_service = \"proxy-login\"; helpers = 3; timeout = 5; cache_ttl = 60; hash_once = false; };\n" REST);
 	ck_assert_msg(l.conf != NULL, "%s", l.errs);
 	ck_assert_str_eq(l.conf->auth.pam_service, "proxy-login");
 	ck_assert_int_eq(l.conf->auth.helpers, 3);
 	ck_assert_int_eq(l.conf->auth.timeout, 5);
 	ck_assert_int_eq(l.conf->auth.cache_ttl, 60);
+	ck_assert(!l.conf->auth.hash_once);
 	/* Naming the service keeps the default watched files (it used to
 	 * drop them, so a changed password never emptied the cache). */
 	ck_assert_uint_eq(l.conf->auth.ncache_watch, 3);
@@ -678,7 +679,9 @@ START_TEST(auth_settings)
 	ck_assert_int_ge(l.conf->auth.helpers, 1);
 	ck_assert_int_eq(l.conf->auth.timeout, 10);
 	ck_assert_int_eq(l.conf->auth.cache_ttl, 0);
+	ck_assert(l.conf->auth.hash_once);
 	load_done(&l);
+	assert_error("auth = { hash_once = 1; };\n" REST, 1, "auth.hash_once must be true or false");
 	assert_error("auth = { pam_service = \"../shadow\"; };\n" REST, 1, "pam_service");
 	assert_error("auth = { pam_service = \"\"; };\n" REST, 1, "pam_service");
 	assert_error("auth = { helpers = 0; };\n" REST, 1, "helpers");
