@@ -53,11 +53,16 @@ hashonce_disarm(void)
 	explicit_bzero(&memo, sizeof(memo));
 }
 
-/* Whether s fits in a buffer of cap bytes with its NUL. */
+/* Copies s with its NUL into dst of cap bytes: false when it does not fit. */
 static bool
-fits(const char *s, size_t cap)
+copy_in(char *dst, size_t cap, const char *s)
 {
-	return s != NULL && strnlen(s, cap) < cap;
+	size_t n = s != NULL ? strnlen(s, cap) : cap;
+
+	if (n >= cap)
+		return false;
+	memcpy(dst, s, n + 1);
+	return true;
 }
 
 static bool
@@ -70,15 +75,11 @@ same_as_held(const char *phrase, const char *setting)
 static void
 hold(const char *phrase, const char *setting, const char *output)
 {
-	if (output == NULL || output[0] == '*' ||
-	    !fits(phrase, sizeof(memo.phrase)) ||
-	    !fits(setting, sizeof(memo.setting)) ||
-	    !fits(output, sizeof(memo.output)))
-		return;		/* failures and oversized inputs: computed */
-	strcpy(memo.phrase, phrase);
-	strcpy(memo.setting, setting);
-	strcpy(memo.output, output);
-	memo.held = true;
+	/* Failures and oversized inputs are computed every time. */
+	memo.held = output != NULL && output[0] != '*' &&
+	    copy_in(memo.phrase, sizeof(memo.phrase), phrase) &&
+	    copy_in(memo.setting, sizeof(memo.setting), setting) &&
+	    copy_in(memo.output, sizeof(memo.output), output);
 }
 
 char *

@@ -585,9 +585,12 @@ class Limits(UdpBase):
         for _ in range(200):
             u.sendto(udp_header(*e.addr) + bytes(1000), (r[3], r[4]))
         wait_until(lambda: len(e.got) > 0, 10, "a first datagram through")
-        # A datagram after the burst: the relay has read what came before
-        # it once this one is counted (in order on one socket).
+        # A datagram after the burst, then a wait for the relay's socket to
+        # have nothing queued: it has read the burst (what the kernel kept
+        # of it) and "last" before the session ends.
         u.sendto(udp_header(*e.addr) + b"last", (r[3], r[4]))
+        wait_until(lambda: udp_rx_queue(r[4]) == 0, 10,
+                   "the relay to read every queued datagram")
         f = self.end_line(d, ctl)
         sent, dropped = int(f["dgrams_up"]), int(f["drop_limit"])
         self.assertGreater(sent, 0, f)
@@ -596,6 +599,18 @@ class Limits(UdpBase):
         # it; of what it read, the cap dropped all but the first few.
         self.assertGreaterEqual(dropped, 40, f)
         wait_until(lambda: len(e.got) == sent, 5, "the echo to see what was sent")
+
+def udp_rx_queue(port):
+    """Bytes queued to the UDP socket bound to this local port (IPv4 or
+    IPv6, this namespace's /proc/net/udp*); None when there is none."""
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(name) as f:
+            for line in f.read().splitlines()[1:]:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    return int(cols[4].split(":")[1], 16)
+    return None
+
 
 if __name__ == "__main__":
     unittest.main()
