@@ -126,6 +126,22 @@ parse_get_int(struct parse *p, const config_setting_t *g, const char *where,
 	*out = (int)v;
 }
 
+config_setting_t *
+parse_get_bool(struct parse *p, const config_setting_t *g, const char *where,
+    const char *name, bool *out)
+{
+	config_setting_t *s;
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		perr(p, s, "%s%s%s must be true or false", where ? where : "",
+		    where ? "." : "", name);
+	else
+		*out = config_setting_get_bool(s) != 0;
+	return s;
+}
+
 const char *
 parse_get_string(struct parse *p, const config_setting_t *g, const char *where,
     const char *name)
@@ -273,7 +289,6 @@ parse_log(struct parse *p, const config_setting_t *root)
 	static const char *const known[] = { "facility", "level", "interim",
 	    "session_start", NULL };
 	config_setting_t *g = parse_get_group(p, root, "log");
-	config_setting_t *s;
 	const char *v;
 
 	if (g == NULL)
@@ -291,12 +306,7 @@ parse_log(struct parse *p, const config_setting_t *root)
 		    v);
 	parse_get_int(p, g, "log", "interim", 0, 7 * 86400,
 	    &p->conf->log.interim);
-	if ((s = config_setting_get_member(g, "session_start")) != NULL) {
-		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-			perr(p, s, "log.session_start must be true or false");
-		else
-			p->conf->log.session_start = config_setting_get_bool(s);
-	}
+	parse_get_bool(p, g, "log", "session_start", &p->conf->log.session_start);
 }
 
 static void
@@ -376,20 +386,6 @@ parse_cache_watch(struct parse *p, const config_setting_t *g)
 	}
 }
 
-/* auth.hash_once = true | false (src/hashonce.c). */
-static void
-parse_hash_once(struct parse *p, const config_setting_t *g)
-{
-	config_setting_t *s = config_setting_get_member(g, "hash_once");
-
-	if (s == NULL)
-		return;
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		perr(p, s, "auth.hash_once must be true or false");
-	else
-		p->conf->auth.hash_once = config_setting_get_bool(s);
-}
-
 static void
 parse_auth(struct parse *p, const config_setting_t *root)
 {
@@ -418,7 +414,7 @@ parse_auth(struct parse *p, const config_setting_t *root)
 	parse_get_int(p, g, "auth", "timeout", 1, 300, &c->auth.timeout);
 	parse_get_int(p, g, "auth", "cache_ttl", 0, 86400, &c->auth.cache_ttl);
 	parse_cache_watch(p, g);
-	parse_hash_once(p, g);
+	parse_get_bool(p, g, "auth", "hash_once", &c->auth.hash_once);
 }
 
 /* What pam_unix's answers depend on. */
@@ -474,16 +470,10 @@ set_defaults(struct config *c)
 static void
 parse_sandbox(struct parse *p, const config_setting_t *root)
 {
-	config_setting_t *s = config_setting_get_member(root, "sandbox");
+	config_setting_t *s = parse_get_bool(p, root, NULL, "sandbox",
+	    &p->conf->sandbox);
 
-	if (s == NULL)
-		return;
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		perr(p, s, "sandbox must be true or false");
-		return;
-	}
-	p->conf->sandbox = config_setting_get_bool(s);
-	if (p->conf->sandbox && !sandbox_available())
+	if (s != NULL && p->conf->sandbox && !sandbox_available())
 		pwarn(p, s, "sandbox: no seccomp filter here (built "
 		    "--without-libseccomp, or no seccomp in the kernel)");
 }

@@ -95,7 +95,7 @@ parse_listener(struct parse *p, const config_setting_t *l,
 	    "v6only", "backlog", "name", "udp_announce", NULL };
 	char buf[PATH_MAX];
 	const char *address, *file;
-	int port = -1, v6only;
+	int port = -1;
 	config_setting_t *s;
 
 	lc->line = (int)config_setting_source_line(l);
@@ -130,14 +130,9 @@ parse_listener(struct parse *p, const config_setting_t *l,
 		return;
 	}
 	lc->v6only = lc->addr.ss_family == AF_INET6;
-	if ((s = config_setting_get_member(l, "v6only")) != NULL) {
-		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-			perr(p, s, "listener.v6only must be true or false");
-		else if (lc->addr.ss_family != AF_INET6)
-			perr(p, s, "listener.v6only applies to IPv6 addresses only");
-		v6only = config_setting_get_bool(s);
-		lc->v6only = v6only != 0;
-	}
+	if ((s = parse_get_bool(p, l, "listener", "v6only", &lc->v6only)) !=
+	    NULL && lc->addr.ss_family != AF_INET6)
+		perr(p, s, "listener.v6only applies to IPv6 addresses only");
 	if (port == -1)
 		lc->addrlen = 0;	/* not a usable address: skip duplicate checks */
 }

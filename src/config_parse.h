@@ -42,6 +42,10 @@ config_setting_t *parse_get_group(struct parse *p,
 /* Sets *out to member name if it is an integer in min..max. */
 void parse_get_int(struct parse *p, const config_setting_t *g,
     const char *where, const char *name, long min, long max, int *out);
+/* Sets *out to member name if it is true or false (an error otherwise);
+ * the member, NULL if absent. where: the group's name, NULL at the top. */
+config_setting_t *parse_get_bool(struct parse *p, const config_setting_t *g,
+    const char *where, const char *name, bool *out);
 /* The string value of member name, NULL if absent or not a string. */
 const char *parse_get_string(struct parse *p, const config_setting_t *g,
     const char *where, const char *name);

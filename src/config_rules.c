@@ -215,14 +215,10 @@ parse_name(struct parse *p, const config_setting_t *r, struct rule *rule)
 static void
 parse_log(struct parse *p, const config_setting_t *r, struct rule *rule)
 {
-	config_setting_t *s = config_setting_get_member(r, "log");
+	bool log = !rule->quiet;
 
-	if (s == NULL)
-		return;
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		perr(p, s, "rule log must be true or false");
-	else
-		rule->quiet = !config_setting_get_bool(s);
+	parse_get_bool(p, r, "rule", "log", &log);
+	rule->quiet = !log;
 }
 
 /* A listener as a rule names it: its name, or its address as
